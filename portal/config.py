@@ -1,0 +1,153 @@
+"""Portal settings: documented defaults, overridden by an instance file and ``PORTAL_*`` variables.
+
+Every knob lives in :data:`DEFAULTS` with a one-line description in :data:`DOCS`, so
+``portal config show`` and ``docs/configuration.md`` list the same thing. Values from the
+environment are parsed as JSON when they look like JSON (numbers, booleans, lists), else kept
+as strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": None,
+    "SQLALCHEMY_DATABASE_URI": None,
+    "RUN_ROOT": None,
+    "SITE_URL": "http://127.0.0.1:5000",
+    # Slurm
+    "SLURM_TRANSPORT": "local",
+    "SLURM_SSH_HOST": None,
+    "SLURM_SSH_PORT": 22,
+    "SLURM_SSH_USER": None,
+    "SLURM_SSH_KEY_FILE": None,
+    "SLURM_SSH_KNOWN_HOSTS": None,
+    "SLURM_RUN_AS": "service",
+    "SLURM_PARTITION": None,
+    "SLURM_DEFAULT_ACCOUNT": None,
+    "SLURM_COMMAND_TIMEOUT": 60,
+    "SLURM_ARRAY_THROTTLE": 0,
+    "POLL_INTERVAL_SECONDS": 15,
+    "POLLER_ENABLED": False,
+    "POLL_LEASE_SECONDS": 60,
+    # Flows and containers
+    "CONTAINER_RUNTIME": "apptainer",
+    "OPENLANE1_IMAGE": "/apps/openlane/openlane.sif",
+    "OPENLANE2_IMAGE": "/apps/openlane/openlane2.sif",
+    "LIBRELANE_IMAGE": "/apps/openlane/librelane.sif",
+    "PDK_ROOT": "/apps/pdks",
+    "PDK": "sky130A",
+    "STD_CELL_LIBRARY": "sky130_fd_sc_hd",
+    "FLOW_EXECUTABLE_OVERRIDE": None,
+    # Policy
+    "MAX_SWEEP_POINTS": 10000,
+    "APPROVAL_CORE_HOURS": 500.0,
+    "APPROVAL_ARRAY_SIZE": 1000,
+    # Git staging
+    "GIT_ALLOW_FILE_URLS": False,
+    "GIT_ALLOWED_HOSTS": [],
+    "GIT_CLONE_TIMEOUT": 300,
+    "GIT_MAX_REPO_MB": 500,
+    # Mail
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "openlane-portal@localhost",
+    "MAIL_MAX_TRIES": 8,
+    # Accounts
+    "REGISTRATION": "admin-activated",
+}
+
+DOCS: dict[str, str] = {
+    "SECRET_KEY": "Signs sessions, CSRF tokens and share links. Generated into the instance "
+    "folder on first start when unset.",
+    "SQLALCHEMY_DATABASE_URI": "Database URL; default sqlite:///<instance>/portal.db. "
+    "PostgreSQL: postgresql+psycopg://user@host/db.",
+    "RUN_ROOT": "Shared-filesystem folder holding runs/<uuid>/; default <instance>/runs.",
+    "SITE_URL": "Public base URL, used in emails and share links.",
+    "SLURM_TRANSPORT": "How Slurm commands run: 'local' (subprocess) or 'ssh' (Paramiko).",
+    "SLURM_SSH_HOST": "Login node for the ssh transport.",
+    "SLURM_SSH_PORT": "SSH port of the login node.",
+    "SLURM_SSH_USER": "SSH user for the ssh transport.",
+    "SLURM_SSH_KEY_FILE": "Private key for the ssh transport (key auth only).",
+    "SLURM_SSH_KNOWN_HOSTS": "known_hosts file; unknown host keys are refused.",
+    "SLURM_RUN_AS": "'service' (portal account, --account/--comment) or 'user' (sudo -n -u).",
+    "SLURM_PARTITION": "Default partition; empty means the cluster default.",
+    "SLURM_DEFAULT_ACCOUNT": "Slurm account charged when the user has none.",
+    "SLURM_COMMAND_TIMEOUT": "Seconds before a Slurm command is abandoned.",
+    "SLURM_ARRAY_THROTTLE": "Default %throttle of job arrays; 0 means no throttle.",
+    "POLL_INTERVAL_SECONDS": "Seconds between sacct poll cycles.",
+    "POLLER_ENABLED": "Start the scheduled poller inside this process.",
+    "POLL_LEASE_SECONDS": "Lease length that keeps exactly one poller active.",
+    "CONTAINER_RUNTIME": "apptainer | singularity | native.",
+    "OPENLANE1_IMAGE": "OpenLane 1 image on shared storage.",
+    "OPENLANE2_IMAGE": "OpenLane 2 image on shared storage.",
+    "LIBRELANE_IMAGE": "LibreLane image on shared storage.",
+    "PDK_ROOT": "PDK root on shared storage, bound read-only into the container.",
+    "PDK": "Default PDK.",
+    "STD_CELL_LIBRARY": "Default standard-cell library.",
+    "FLOW_EXECUTABLE_OVERRIDE": "Run this executable instead of the flow (the test double "
+    "in demos and tests); the UI says so plainly.",
+    "MAX_SWEEP_POINTS": "Largest sweep accepted.",
+    "APPROVAL_CORE_HOURS": "Submissions costing more core-hours wait for an admin.",
+    "APPROVAL_ARRAY_SIZE": "Submissions with more tasks wait for an admin.",
+    "GIT_ALLOW_FILE_URLS": "Allow file:// repository URLs (admin setting).",
+    "GIT_ALLOWED_HOSTS": "If non-empty, only these Git hosts are accepted.",
+    "GIT_CLONE_TIMEOUT": "Seconds before a clone is abandoned.",
+    "GIT_MAX_REPO_MB": "Largest checkout accepted, in MiB.",
+    "MAIL_SERVER": "SMTP host.",
+    "MAIL_PORT": "SMTP port.",
+    "MAIL_USE_TLS": "Use STARTTLS.",
+    "MAIL_USE_SSL": "Use implicit TLS (SMTPS).",
+    "MAIL_USERNAME": "SMTP user.",
+    "MAIL_PASSWORD": "SMTP password (set it through the environment).",
+    "MAIL_DEFAULT_SENDER": "From address.",
+    "MAIL_MAX_TRIES": "Delivery attempts before a message is given up.",
+    "REGISTRATION": "open | invite-only | admin-activated.",
+}
+
+ENV_PREFIX = "PORTAL_"
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the effective settings: defaults < instance ``portal.json`` < env < overrides."""
+    settings = dict(DEFAULTS)
+    instance_file = instance_path / "portal.json"
+    if instance_file.is_file():
+        settings.update(json.loads(instance_file.read_text()))
+    for key in DEFAULTS:
+        if ENV_PREFIX + key in os.environ:
+            settings[key] = _parse_env_value(os.environ[ENV_PREFIX + key])
+    if overrides:
+        settings.update(overrides)
+    if not settings["SQLALCHEMY_DATABASE_URI"]:
+        settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance_path / 'portal.db'}"
+    if not settings["RUN_ROOT"]:
+        settings["RUN_ROOT"] = str(instance_path / "runs")
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _instance_secret(instance_path)
+    return settings
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """Read (or create once, mode 0600) the instance's secret key."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(32).hex())
+    return key_file.read_text().strip()
