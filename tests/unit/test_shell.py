@@ -4,7 +4,15 @@ import pytest
 
 from portal.shell import ShellVar, shjoin, shquote
 
-HOSTILE = ["$(touch pwned)", "`touch pwned`", "a; touch pwned", "a | touch pwned", "'\"", "a\nb", ""]
+HOSTILE = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "a; touch pwned",
+    "a | touch pwned",
+    "'\"",
+    "a\nb",
+    "",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
