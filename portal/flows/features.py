@@ -15,6 +15,7 @@ use). ``None`` always means "not measured"; the parsers turn OpenLane 1's ``-1``
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -132,8 +133,10 @@ def resolve_field(name: str) -> str:
         return key
     if key in ALIASES:
         return ALIASES[key]
-    known = ", ".join(sorted([*FIELDS, *ALIASES]))
-    raise KeyError(f"unknown feature {name!r}; known: {known}")
+    names = sorted([*FIELDS, *ALIASES])
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise KeyError(f"unknown feature {name!r}{hint}; known: {', '.join(names)}")
 
 
 @dataclass
