@@ -32,11 +32,12 @@ PARAMETER_TYPES = ("int", "float", "str", "choice", "bool", "area")
 FLOWS: tuple[Flow, ...] = ("openlane1", "openlane2")
 DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "parameters.yaml"
 
-NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_INT_RE = re.compile(r"^[+-]?[0-9]+$")
-_DECIMAL_RE = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+# Always used with fullmatch(): "$" alone would accept a trailing newline.
+NAME_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 # The only characters any string value may contain (before type-specific checks).
-_SAFE_CHARS_RE = re.compile(r"^[A-Za-z0-9 ._+-]*$")
+_SAFE_CHARS_RE = re.compile(r"[A-Za-z0-9 ._+-]*")
 _MAX_VALUE_LEN = 200
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -75,8 +76,8 @@ def _check_safe_string(name: str, text: str) -> str:
         raise ParameterError(f"{name}: value is too long ({len(text)} > {_MAX_VALUE_LEN} chars)")
     if "$(" in text:
         raise ParameterError(f"{name}: command substitution '$(' is not allowed in values")
-    if not _SAFE_CHARS_RE.match(text):
-        bad = next(c for c in text if not _SAFE_CHARS_RE.match(c))
+    if not _SAFE_CHARS_RE.fullmatch(text):
+        bad = next(c for c in text if not _SAFE_CHARS_RE.fullmatch(c))
         raise ParameterError(
             f"{name}: character {_describe_char(bad)} is not allowed in values "
             "(only letters, digits, space and . _ + -)"
@@ -126,7 +127,7 @@ class Parameter:
             raise self._type_error(raw)
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)
-        if isinstance(raw, str) and _INT_RE.match(raw):
+        if isinstance(raw, str) and _INT_RE.fullmatch(raw):
             raw = int(raw)
         if not isinstance(raw, int):
             raise self._type_error(raw)
@@ -143,9 +144,9 @@ class Parameter:
         if isinstance(raw, bool):
             raise self._type_error(raw)
         if isinstance(raw, str):
-            if _INT_RE.match(raw):
+            if _INT_RE.fullmatch(raw):
                 return int(raw)
-            if not _DECIMAL_RE.match(raw):
+            if not _DECIMAL_RE.fullmatch(raw):
                 raise self._type_error(raw)
             raw = float(raw)
         if isinstance(raw, Decimal):
@@ -323,7 +324,7 @@ class Catalog:
             raise ParameterError(f"parameter names must be strings, got {name!r}")
         if name in self._params:
             return self._params[name]
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             suggestions = self._suggest(name.strip().upper()) if name.isprintable() else []
             hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
             shown = name if len(name) <= 60 else name[:60] + "..."
@@ -390,7 +391,7 @@ _ALLOWED_KEYS = {
 
 def _build_parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
     where = f"catalog entry {name}"
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise CatalogError(f"{where}: invalid name")
     unknown = set(spec) - _ALLOWED_KEYS
     if unknown:
@@ -410,7 +411,7 @@ def _build_parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
     if any(f not in FLOWS for f in flows):
         raise CatalogError(f"{where}: flows must be among {FLOWS}")
     ol2_name = spec.get("ol2_name")
-    if ol2_name is not None and not NAME_RE.match(ol2_name):
+    if ol2_name is not None and not NAME_RE.fullmatch(ol2_name):
         raise CatalogError(f"{where}: invalid ol2_name")
     low, high = spec.get("min"), spec.get("max")
     if low is not None and high is not None and low > high:
