@@ -1,0 +1,31 @@
+"""Shared test fixtures. Cluster-dependent tests FAIL (never skip) when Slurm does not answer."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The real local cluster (scripts/cluster-up). Fails the test when it is not reachable."""
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    if "is UP" not in ping.stdout:
+        pytest.fail(
+            "Slurm is not reachable (scontrol ping: "
+            f"{(ping.stdout + ping.stderr).strip()!r}); run scripts/cluster-up first",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real OpenLane report files and configs shipped beside the repository."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"reference data not found at {SHARED_DATA}", pytrace=False)
+    return SHARED_DATA
