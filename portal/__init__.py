@@ -9,6 +9,9 @@ from typing import Any
 from flask import Flask
 
 from portal.config import load_settings
+from portal.extensions import db, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -16,6 +19,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     instance = os.environ.get("PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance or None, instance_relative_config=True)
     app.config.update(load_settings(Path(app.instance_path), overrides))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    from portal import models  # noqa: F401  (register the tables)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
