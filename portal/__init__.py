@@ -23,9 +23,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     from portal import models  # noqa: F401  (register the tables)
+    from portal.notify import init_mail
+    from portal.web import init_web
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    init_mail(app)
+    init_web(app)
 
     return app
