@@ -49,18 +49,18 @@ MAX_DESIGN_PATH_LENGTH = 1024
 DEFAULT_PORTS = {"https": 443, "ssh": 22, "git": 9418}
 
 _SCHEME_ALIASES = {"git+ssh": "ssh", "ssh+git": "ssh"}
-_URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)$")
+_URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)\Z")
 _HELPER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::")
-_SCP_RE = re.compile(r"^(?:(?P<user>[^@/:]*)@)?(?P<host>[^@/:\[\]]+|\[[^\]/]*\]):(?P<path>.*)$")
-_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$")
+_SCP_RE = re.compile(r"^(?:(?P<user>[^@/:]*)@)?(?P<host>[^@/:\[\]]+|\[[^\]/]*\]):(?P<path>.*)\Z")
+_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\Z")
 # RFC 3986 pchar plus "/" and "~"; "%" is checked separately (escapes must be well formed).
-_PATH_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]*$")
+_PATH_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]*\Z")
 _PCT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
 _SCP_SECRET_RE = re.compile(r"^[^/@\s:]*:[^/@\s]*@")
-_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
-_DESIGN_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.+@=,-]+$")
+_HEX_RE = re.compile(r"^[0-9a-fA-F]+\Z")
+_DESIGN_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.+@=,-]+\Z")
 _CREDENTIALS_REFUSED = (
     "credentials in the repository URL are not allowed (the portal clones without passwords; "
     "use a public URL or one the cluster's deploy key can read)"
