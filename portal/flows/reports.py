@@ -36,7 +36,7 @@ Column / key mapping, as ``field (unit): OpenLane 1 column | OpenLane 2 key``:
 * antenna_violating_nets: ``net_antenna_violations`` | ``antenna__violating__nets``
 * antenna_violating_pins: ``pin_antenna_violations`` or ``antenna_violations`` |
   ``antenna__violating__pins``
-* runtime_seconds (s): ``total_runtime`` | sum of the steps' ``runtime.txt``
+* runtime_seconds (s): ``total_runtime`` | ``runtime.yaml`` or the steps' ``runtime.txt`` sum
 * peak_memory_mb (MB): ``Peak_Memory_Usage_MB`` (detailed-routing peak) | --
 
 Decisions worth knowing:
@@ -420,17 +420,6 @@ class _OpenLane2Metrics:
 
     def __init__(self, metrics: Mapping[str, Any]) -> None:
         self.metrics = metrics
-        self._variants: dict[str, list[tuple[dict[str, str], Any]]] | None = None
-
-    def _index(self) -> dict[str, list[tuple[dict[str, str], Any]]]:
-        if self._variants is None:
-            self._variants = {}
-            for key, value in self.metrics.items():
-                if ":" not in key:
-                    continue
-                base, modifiers = _split_modifiers(key)
-                self._variants.setdefault(base, []).append((modifiers, value))
-        return self._variants
 
     def get(self, keys: Iterable[str], worst: str) -> float | None:
         for key in keys:
@@ -442,8 +431,18 @@ class _OpenLane2Metrics:
                 return value
         return None
 
+    def _variants(self, base: str) -> list[tuple[dict[str, str], Any]]:
+        prefix = base + "__"
+        found = []
+        for key, value in self.metrics.items():
+            if key.startswith(prefix) and ":" in key:
+                key_base, modifiers = _split_modifiers(key)
+                if key_base == base:
+                    found.append((modifiers, value))
+        return found
+
     def _from_variants(self, base: str, worst: str) -> float | None:
-        variants = self._index().get(base, [])
+        variants = self._variants(base)
         corners = [_float(v) for mods, v in variants if set(mods) == {"corner"}]
         corners = [v for v in corners if v is not None]
         if corners:
@@ -649,7 +648,7 @@ def _read_json(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _openlane2_run(run_dir: str) -> DesignFeatures:
+def _openlane2_run(run_dir: str, step_runtimes: bool) -> DesignFeatures:
     config = _read_json(os.path.join(run_dir, "resolved.json"))
     metrics_path = os.path.join(run_dir, *_OL2_METRICS)
     if os.path.isfile(metrics_path):
@@ -664,7 +663,7 @@ def _openlane2_run(run_dir: str) -> DesignFeatures:
         features.flow_status = "completed"  # final/ is only written after the last step
     else:
         features.flow_status = _status_from_logs(run_dir, ("flow.log", "error.log"))
-    if features.runtime_seconds is None:
+    if features.runtime_seconds is None and step_runtimes:
         features.runtime_seconds = _ol2_step_runtime(run_dir)
     return features
 
@@ -702,7 +701,7 @@ def _is_openlane2_run(run_dir: str) -> bool:
     )
 
 
-def parse_run_dir(path: PathOrText) -> DesignFeatures | None:
+def parse_run_dir(path: PathOrText, *, step_runtimes: bool = False) -> DesignFeatures | None:
     """Features of the OpenLane run at ``path`` (the run dir, or a dir holding ``runs/<tag>/``).
 
     Returns None when no run is found. Found files, in order: OpenLane 2
@@ -714,13 +713,18 @@ def parse_run_dir(path: PathOrText) -> DesignFeatures | None:
     (OpenLane 2 writes ``final/`` only after the last step), else the verdict at the end of
     ``flow.log``/``error.log`` ("Flow complete" vs an ERROR/"Flow failed"/traceback line);
     ``unknown`` when nothing tells.
+
+    Runtime: OpenLane 1 ``total_runtime`` (else ``runtime.yaml``); OpenLane 2 ``runtime.yaml``
+    if present, else, only with ``step_runtimes=True``, the sum of the steps' ``runtime.txt``
+    (one small read per step, ~70 for the Classic flow: too slow for bulk collection, where
+    Slurm's elapsed time is the better figure anyway).
     """
     run_dir = find_run_dir(path)
     if run_dir is None:
         return None
     base = os.fspath(run_dir)
     if _is_openlane2_run(base):
-        return _openlane2_run(base)
+        return _openlane2_run(base, step_runtimes)
     return _openlane1_run(base)
 
 
@@ -731,13 +735,13 @@ def parse_path(path: PathOrText) -> list[DesignFeatures]:
     """Parse a report file or a run directory (backs ``portal reports parse PATH``).
 
     A ``.csv`` gives one record per row (OpenLane 1) or one record (an OpenLane 2
-    ``Metric,Value`` CSV); a ``.json`` is an OpenLane 2 metrics file; a directory is handed to
-    :func:`parse_run_dir` (an empty list when it holds no run). Raises ``FileNotFoundError``
-    for a missing path and ``ValueError`` for an unsupported file.
+    ``Metric,Value`` CSV); a ``.json`` is an OpenLane 2 metrics file; a directory goes to
+    :func:`parse_run_dir` with ``step_runtimes`` on (an empty list when it holds no run).
+    Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for an unsupported file.
     """
     target = Path(path)
     if target.is_dir():
-        features = parse_run_dir(target)
+        features = parse_run_dir(target, step_runtimes=True)
         return [features] if features is not None else []
     if not target.is_file():
         raise FileNotFoundError(f"no such file or directory: {target}")
