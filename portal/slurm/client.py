@@ -1,0 +1,222 @@
+"""The portal's Slurm client: one object that submits, queries and cancels through a transport.
+
+Errors come in two kinds. :class:`~portal.slurm.transports.TransportError` means the command
+could not be run (connection, timeout, missing binary): for ``sbatch`` the job *may* exist, so
+the caller reconciles by job name before any resubmit. :class:`SlurmError` means Slurm ran and
+refused; it carries Slurm's own message for the user.
+
+In ``run as user`` mode, build one client on a ``LocalTransport(run_as=...)`` for ``submit``
+and ``cancel`` and keep queries on the service account's client: the query commands start with
+``env`` (see :mod:`portal.slurm.commands`), which a sudoers rule naming sbatch/scancel does not
+allow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from portal.slurm import commands
+from portal.slurm.commands import Node, SinfoReport, SlurmParseError, TaskRow
+from portal.slurm.transports import CommandResult, Transport
+
+log = logging.getLogger(__name__)
+
+#: Slurm's MaxArraySize default (the largest index is MaxArraySize - 1).
+DEFAULT_MAX_ARRAY_SIZE = 1001
+#: Slurm's MaxJobCount default.
+DEFAULT_MAX_JOB_COUNT = 10000
+#: Slurm's MinJobAge default, in seconds.
+DEFAULT_MIN_JOB_AGE = 300
+
+#: sacct messages meaning "this cluster keeps no accounting": squeue is the only source.
+ACCOUNTING_DISABLED_MESSAGES = (
+    "Slurm accounting storage is disabled",
+    "accounting_storage/none",
+)
+_INVALID_JOB_ID = "Invalid job id specified"
+
+
+class SlurmError(Exception):
+    """A Slurm command ran and failed; ``message`` is what Slurm said (its stderr)."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, message: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.message = message.strip() or f"exit status {returncode}, no message"
+        super().__init__(f"{program_name(argv)} failed: {self.message}")
+
+
+def program_name(argv: Sequence[str]) -> str:
+    """The Slurm program an argv runs, skipping ``env VAR=...`` and ``sudo ... --`` prefixes."""
+    words = list(argv)
+    if words[:1] == ["sudo"] and "--" in words:
+        words = words[words.index("--") + 1 :]
+    if words[:1] == ["env"]:
+        words = [word for word in words[1:] if "=" not in word]
+    return words[0] if words else "?"
+
+
+def accounting_disabled(stderr: str) -> bool:
+    """True when sacct says the cluster has no accounting storage at all."""
+    return any(message in stderr for message in ACCOUNTING_DISABLED_MESSAGES)
+
+
+class SlurmClient:
+    """Submit, query and cancel Slurm jobs through one transport."""
+
+    def __init__(self, transport: Transport, timeout: float = 60) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self._config: dict[str, str] | None = None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _run(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
+        return self.transport.run(argv, stdin=stdin, timeout=self.timeout)
+
+    def _checked(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
+        result = self._run(argv, stdin)
+        if not result.ok:
+            raise SlurmError(argv, result.returncode, result.stderr)
+        return result
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        script_path: str | None = None,
+        script_text: str | None = None,
+        test_only: bool = False,
+    ) -> str:
+        """Submit one batch script (a file on the Slurm side, or its text on stdin).
+
+        Returns the job id, or with ``test_only`` the scheduler's estimate
+        (``"Job 12 to start at ... in partition debug"``); nothing is queued then.
+        """
+        if (script_path is None) == (script_text is None):
+            raise ValueError("give exactly one of script_path and script_text")
+        argv = commands.sbatch_argv(script_path, test_only=test_only)
+        result = self._checked(argv, stdin=script_text)
+        try:
+            if test_only:
+                return commands.parse_test_only(result.stderr)
+            return commands.parse_sbatch(result.stdout)
+        except SlurmParseError as exc:
+            raise SlurmError(argv, result.returncode, f"{exc} {result.stderr}") from exc
+
+    def query(self, job_ids: Iterable[str], since: datetime | str | None = None) -> list[TaskRow]:
+        """Task rows of all ``job_ids`` with ONE sacct call.
+
+        If the cluster has no accounting, squeue answers instead (with a warning; finished
+        tasks then stay visible only for MinJobAge). Ids sacct does not know yet (slurmdbd
+        records jobs asynchronously) are looked up with one squeue call. If slurmdbd is down,
+        :class:`SlurmError` is raised: the caller must keep the states it has.
+        """
+        ids = sorted(set(job_ids), key=int)
+        if not ids:
+            return []
+        argv = commands.sacct_argv(ids, since=since)
+        result = self._run(argv)
+        if accounting_disabled(result.stderr):
+            log.warning("Slurm accounting is disabled; falling back to squeue for job states")
+            return self._squeue(ids)
+        if not result.ok:
+            raise SlurmError(argv, result.returncode, result.stderr)
+        rows = commands.parse_sacct(result.stdout)
+        missing = set(ids) - {row.job_id for row in rows}
+        if missing:
+            rows.extend(self._squeue_quietly(sorted(missing, key=int)))
+        return rows
+
+    def _squeue(self, job_ids: Sequence[str] = (), names: Sequence[str] = ()) -> list[TaskRow]:
+        argv = commands.squeue_argv(job_ids, names=names)
+        result = self._run(argv)
+        if not result.ok:
+            if _INVALID_JOB_ID in result.stderr:
+                return []  # squeue -j of one id it no longer knows
+            raise SlurmError(argv, result.returncode, result.stderr)
+        return commands.parse_squeue(result.stdout)
+
+    def _squeue_quietly(self, job_ids: Sequence[str]) -> list[TaskRow]:
+        try:
+            return self._squeue(job_ids)
+        except SlurmError as exc:
+            log.warning("squeue for jobs not yet in accounting failed: %s", exc)
+            return []
+
+    def find_by_name(self, name: str, since: datetime | str | None = None) -> list[str]:
+        """Job ids of every job named ``name`` (squeue, then sacct from ``since``).
+
+        Used to reconcile a submission left in SUBMITTING after a crash: an empty list means
+        Slurm has no such job. Raises :class:`SlurmError` when either source cannot answer
+        (accounting switched off entirely is not an error: squeue alone answers then).
+        """
+        found = {row.job_id for row in self._squeue(names=[name])}
+        argv = commands.sacct_argv(names=[name], since=since)
+        result = self._run(argv)
+        if accounting_disabled(result.stderr):
+            log.warning("Slurm accounting is disabled; name lookup used squeue only")
+        elif not result.ok:
+            raise SlurmError(argv, result.returncode, result.stderr)
+        else:
+            found |= {row.job_id for row in commands.parse_sacct(result.stdout) if row.name == name}
+        return sorted(found, key=_job_sort_key)
+
+    def cancel(self, job_id: str, indices: Sequence[int] | None = None) -> None:
+        """Cancel a job array, or only the given task indices of it.
+
+        Slurm 22.05's scancel exits 0 silently for finished or unknown jobs, so that is not an
+        error; a refusal (e.g. ``Access/permission denied``, exit 210) is. Tasks cancelled
+        while still pending vanish from sacct and squeue: the caller records them itself.
+        """
+        self._checked(commands.scancel_argv(job_id, indices))
+
+    # -- cluster ---------------------------------------------------------------------------
+
+    def config(self) -> dict[str, str]:
+        """``scontrol show config`` as a dict (fetched once per client)."""
+        if self._config is None:
+            result = self._checked(commands.scontrol_config_argv())
+            self._config = commands.parse_scontrol_config(result.stdout)
+        return self._config
+
+    def _config_int(self, key: str, default: int) -> int:
+        value = self.config().get(key, "").split(" ", 1)[0]
+        return int(value) if value.isdigit() else default
+
+    def max_array_size(self) -> int:
+        """MaxArraySize: an array may hold indices ``0 .. MaxArraySize-1`` (default 1001)."""
+        return self._config_int("MaxArraySize", DEFAULT_MAX_ARRAY_SIZE)
+
+    def max_job_count(self) -> int:
+        """MaxJobCount: job records slurmctld keeps, every array task counting (10000)."""
+        return self._config_int("MaxJobCount", DEFAULT_MAX_JOB_COUNT)
+
+    def min_job_age(self) -> int:
+        """MinJobAge in seconds: how long squeue still shows a finished job (300)."""
+        return self._config_int("MinJobAge", DEFAULT_MIN_JOB_AGE)
+
+    def version(self) -> str:
+        """The cluster's Slurm version (``"22.05.8"``), from ``sinfo --version``."""
+        return commands.parse_version(self._checked(commands.version_argv()).stdout)
+
+    def partitions(self) -> list[dict[str, Any]]:
+        """Partitions from ``scontrol show partition`` (MaxTime in minutes, None = unlimited)."""
+        result = self._checked(commands.scontrol_partitions_argv())
+        return commands.parse_scontrol_partitions(result.stdout)
+
+    def sinfo(self) -> SinfoReport:
+        """Partitions and nodes from one ``sinfo`` call."""
+        return commands.parse_sinfo(self._checked(commands.sinfo_argv()).stdout)
+
+    def nodes(self) -> list[Node]:
+        """Compute nodes with state, CPUs (total and allocated) and memory."""
+        return list(self.sinfo().nodes)
+
+
+def _job_sort_key(job_id: str) -> tuple[int, str]:
+    head = job_id.split("+", 1)[0]
+    return (int(head) if head.isdigit() else 0, job_id)
