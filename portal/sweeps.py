@@ -30,6 +30,7 @@ however large (a 10^9-point grid costs a multiplication).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -203,6 +204,18 @@ class SweepSpec:
     ranges: dict[str, RandomDomain] = field(default_factory=dict)
     defaults: dict[str, Value] = field(default_factory=dict)
     source_format: str = "portal"
+
+    def with_base(
+        self, values: Mapping[str, object], *, catalog: Catalog | None = None
+    ) -> SweepSpec:
+        """Add fixed values (e.g. the CLI's --set) beneath the spec's own ``base``.
+
+        Works for every kind, OpenLane matrices included. Values are validated; a name that the
+        spec sweeps is an error (a ``list`` point may still override it, as it overrides base).
+        """
+        extra = _coerce_values(values, catalog or load_catalog(), "base")
+        _check_base_overlap(extra, [*self.axes, *self.ranges])
+        return dataclasses.replace(self, base={**extra, **self.base})
 
     def to_dict(self) -> dict[str, Any]:
         """The spec in portal format (JSON-serializable; parse_sweep(to_dict()) round-trips)."""

@@ -343,6 +343,28 @@ def test_matrix_without_preload_and_matrix_errors():
         parse_sweep({"grid": {"CLOCK_PERIOD": [1]}})
 
 
+def test_with_base_adds_fixed_values_to_any_spec():
+    matrix = load_sweep_file(DATA / "openlane_matrix.json").with_base({"FP_ASPECT_RATIO": "2"})
+    assert expand_sweep(matrix)[0] == {
+        "FP_ASPECT_RATIO": 2,
+        "CLOCK_PERIOD": 10,
+        "SYNTH_STRATEGY": "AREA 0",
+        "PL_TARGET_DENSITY": 0.45,
+    }
+    grid = load_sweep_file(DATA / "grid.yaml").with_base(
+        {"FP_SIZING": "absolute", "GRT_ADJUSTMENT": 0.2}
+    )
+    first = expand_sweep(grid)[0]
+    assert first["FP_SIZING"] == "relative"  # the file's own base wins
+    assert first["GRT_ADJUSTMENT"] == 0.2
+    with pytest.raises(SweepError, match="CLOCK_PERIOD: set in base and swept"):
+        grid.with_base({"CLOCK_PERIOD": 5})
+    with pytest.raises(SweepError, match="base: FP_CORE_UTIL must be between"):
+        grid.with_base({"FP_CORE_UTIL": 0})
+    listed = load_sweep_file(DATA / "list.yaml").with_base({"CLOCK_PERIOD": 30})
+    assert [p["CLOCK_PERIOD"] for p in expand_sweep(listed)] == [10, 20, 30]
+
+
 def test_matrix_round_trips_through_portal_format():
     spec = load_sweep_file(DATA / "openlane_matrix.json")
     again = parse_sweep(json.loads(json.dumps(spec.to_dict())))
