@@ -223,13 +223,19 @@ class ArrayScript:
 
 
 def chunk_scripts(ctx: ArrayScript, max_array_size: int) -> list[ArrayScript]:
-    """Split a script over *task* indices (``ctx.array_indices``) into per-chunk scripts."""
+    """Split a script over *task* indices (``ctx.array_indices``) into per-chunk scripts.
+
+    The chunk with offset 0 keeps ``ctx.job_name``; a shifted chunk is named
+    ``<job_name>-o<offset>`` (so ``olp-<uuid>`` gives the names of :func:`job_name_for`).
+    """
     if ctx.index_offset:
         raise RenderError("chunk_scripts expects task indices (index_offset 0)")
     return [
         dataclasses.replace(
             ctx,
-            job_name=job_name_for(ctx.submission_uuid, chunk.index_offset),
+            job_name=(
+                f"{ctx.job_name}-o{chunk.index_offset}" if chunk.index_offset else ctx.job_name
+            ),
             array_indices=list(chunk.array_indices),
             index_offset=chunk.index_offset,
             max_array_size=max_array_size,

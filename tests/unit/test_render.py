@@ -378,6 +378,12 @@ def test_chunk_scripts_render_valid_arrays(tmp_path):
     assert arrays == ["0-1000%2", "0-1000%2", "0-497%2"]
 
 
+def test_chunk_scripts_derive_names_from_the_given_job_name(tmp_path):
+    base = make_ctx(tmp_path, job_name=f"olp-{UUID}-r2", array_indices=[0, 5, 9])
+    names = [s.job_name for s in chunk_scripts(base, 5)]
+    assert names == [f"olp-{UUID}-r2", f"olp-{UUID}-r2-o5"]
+
+
 def test_array_index_past_max_array_size_is_refused(tmp_path):
     with pytest.raises(RenderError, match="exceeds MaxArraySize-1 .1000."):
         render_array_script(make_ctx(tmp_path, array_indices=[1000, 1999], max_array_size=1001))
@@ -427,6 +433,7 @@ def test_array_index_past_max_array_size_is_refused(tmp_path):
         ({"env": {"OK": 5}}, "must be a string"),
         ({"flow_words": []}, "nothing to run"),
         ({"flow_words": ["echo", ShellVar("HOME")]}, "refers to \\$HOME"),
+        ({"flow_words": ["echo", ShellVar("TASK_DIR\n")]}, "which the script lacks"),
         ({"flow_words": ["echo", 5]}, "command words must be strings"),
         ({"container_words": ["a\x00b"], "flow_words": ["x"]}, "without NUL"),
     ],
