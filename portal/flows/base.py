@@ -1,0 +1,449 @@
+"""What every flow adapter provides, and the data it works on.
+
+A *flow* (OpenLane 1, OpenLane 2, LibreLane) is described by a :class:`Flow` subclass. For one
+submission the portal:
+
+1. finds the design's configuration in the checked-out repository (:meth:`Flow.find_design`,
+   which honours an ``openlane-portal.yaml`` manifest, see :mod:`portal.flows.manifest`);
+2. writes one per-task configuration per sweep point into ``tasks/<i>/`` before submission
+   (:meth:`Flow.write_task_config`);
+3. renders the command each array task runs (:meth:`Flow.task_words` =
+   :meth:`Flow.container_words` + :meth:`Flow.command_words`), made of literals and
+   :class:`~portal.shell.ShellVar` references to variables the sbatch script defines
+   (``RUN_DIR``, ``DESIGN_DIR``, ``TASK_ID``, ``TASK_DIR``, ``TASK_TAG``);
+4. after the task, reads its reports from :meth:`Flow.run_dir_for_task`.
+
+Nothing here imports Flask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from portal.shell import ShellVar, Word
+
+if TYPE_CHECKING:
+    from portal.flows.manifest import Manifest
+
+ConfigKind = Literal["json", "tcl", "yaml"]
+FlowName = Literal["openlane1", "openlane2", "librelane"]
+Runtime = Literal["apptainer", "singularity", "native"]
+RUNTIMES: tuple[str, ...] = ("apptainer", "singularity", "native")
+
+#: (line number or None, message). Line numbers are 1-based.
+Issue = tuple[int | None, str]
+
+DEFAULT_PDK_ROOT = "/apps/pdks"
+DEFAULT_PDK = "sky130A"
+DEFAULT_SCL = "sky130_fd_sc_hd"
+
+#: Names a sweep point may set: OpenLane variable names (the catalog uses the same rule).
+PARAM_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_CONFIG_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+Scalar = str | int | float | bool | None
+ParamValue = Scalar | list[Scalar] | tuple[Scalar, ...]
+
+
+class FlowError(Exception):
+    """Base class of every error raised by the flow adapters."""
+
+
+class DesignNotFound(FlowError):
+    """No design configuration at the requested place; ``looked_for`` lists every path tried."""
+
+    def __init__(self, design_dir: Path, looked_for: Sequence[Path], detail: str = "") -> None:
+        self.design_dir = design_dir
+        self.looked_for = list(looked_for)
+        tried = ", ".join(str(p) for p in self.looked_for) or "(nothing)"
+        message = f"no design configuration found in {design_dir}: looked for {tried}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+
+class UnsupportedConfig(FlowError):
+    """The design's configuration cannot be used with this flow (e.g. Tcl with OpenLane 2)."""
+
+
+class InvalidParameter(FlowError):
+    """A sweep parameter name or value cannot be written safely into a task configuration."""
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """Something in a design config the portal could not evaluate without running it.
+
+    ``name`` is the variable (or, for a statement such as ``source``, the command word);
+    ``reason`` says why, e.g. "set inside an if block (conditions are not evaluated)".
+    """
+
+    name: str
+    line: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "line": self.line, "reason": self.reason}
+
+
+@dataclass
+class DesignConfig:
+    """A design configuration file, read (never executed) and resolved as far as possible.
+
+    ``values`` maps each variable to its value for the chosen PDK/SCL, with ``dir::`` paths made
+    absolute, ``ref::``/``expr::`` and Tcl ``$::env(...)``/``[expr ...]`` evaluated where
+    possible. Anything that could not be evaluated is listed in ``unresolved`` (and absent from
+    ``values``). ``errors`` are problems OpenLane itself would reject; ``warnings`` are not.
+    """
+
+    path: Path
+    kind: ConfigKind
+    design_dir: Path
+    values: dict[str, Any] = field(default_factory=dict)
+    unresolved: list[Unresolved] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)
+    #: line of the last assignment of each variable (None when unknown)
+    lines: dict[str, int | None] = field(default_factory=dict)
+    #: every variable name the file mentions, with its line, including inactive pdk::/scl:: blocks
+    names: list[tuple[str, int | None]] = field(default_factory=list)
+    #: the parsed JSON/YAML mapping in file order (None for Tcl)
+    document: dict[str, Any] | None = None
+    #: PDK/SCL chosen explicitly (manifest or caller); None means "the site default"
+    pdk: str | None = None
+    scl: str | None = None
+    #: the PDK/SCL the values were resolved for
+    resolved_pdk: str = DEFAULT_PDK
+    resolved_scl: str = DEFAULT_SCL
+    manifest: Manifest | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing in the file would make OpenLane reject it."""
+        return not self.errors
+
+    @property
+    def design_name(self) -> str:
+        """``DESIGN_NAME`` when resolved, else the design folder's name."""
+        value = self.values.get("DESIGN_NAME")
+        return str(value) if isinstance(value, str) and value else self.design_dir.name
+
+    @property
+    def file_name(self) -> str:
+        """The config file's path relative to the design folder (usually ``config.json``)."""
+        try:
+            return self.path.relative_to(self.design_dir).as_posix()
+        except ValueError:
+            return self.path.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable summary (for the API and the submission page)."""
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "design_dir": str(self.design_dir),
+            "design_name": self.design_name,
+            "pdk": self.resolved_pdk,
+            "scl": self.resolved_scl,
+            "values": _jsonable(self.values),
+            "unresolved": [u.to_dict() for u in self.unresolved],
+            "warnings": [{"line": line, "message": msg} for line, msg in self.warnings],
+            "errors": [{"line": line, "message": msg} for line, msg in self.errors],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def task_tag(index: int) -> str:
+    """The run tag of array task ``index`` (``task-0003``); the sbatch script uses the same."""
+    if index < 0:
+        raise ValueError("task index must be >= 0")
+    return f"task-{index:04d}"
+
+
+def setting(settings: Mapping[str, object], key: str, default: Any = None) -> Any:
+    """``settings[key]``, or ``default`` when missing, None or an empty string."""
+    value = settings.get(key)
+    return default if value is None or value == "" else value
+
+
+def check_param_name(name: object) -> str:
+    """Return ``name`` if it is a valid OpenLane variable name, else raise InvalidParameter."""
+    if not isinstance(name, str) or not PARAM_NAME_RE.match(name):
+        raise InvalidParameter(f"invalid parameter name {name!r} (expected e.g. CLOCK_PERIOD)")
+    return name
+
+
+def check_param_value(name: str, value: object) -> ParamValue:
+    """Accept JSON-representable scalars (or flat lists of them); reject anything else."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidParameter(f"{name}: NUL characters are not allowed")
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidParameter(f"{name}: {value!r} is not a finite number")
+        return value
+    if isinstance(value, list | tuple):
+        return [check_param_value(name, item) for item in value]  # type: ignore[misc]
+    raise InvalidParameter(f"{name}: unsupported value type {type(value).__name__}")
+
+
+def check_params(params: Mapping[str, object]) -> dict[str, ParamValue]:
+    """Validate a sweep point's parameters (names and values); keeps the given order."""
+    out: dict[str, ParamValue] = {}
+    for name, value in params.items():
+        out[check_param_name(name)] = check_param_value(name, value)
+    for name, value in out.items():
+        if isinstance(value, list) and any(isinstance(v, list) for v in value):
+            raise InvalidParameter(f"{name}: nested lists are not supported")
+    return out
+
+
+def check_config_file_name(name: str) -> str:
+    """A per-task config file name must be a plain file name (no directories, no options)."""
+    if not _CONFIG_FILE_NAME_RE.match(name):
+        raise InvalidParameter(f"invalid task config file name {name!r}")
+    return name
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (no partial files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def require_usable(design: DesignConfig, title: str, kinds: tuple[str, ...]) -> None:
+    """Raise UnsupportedConfig unless ``design`` can be turned into task configs."""
+    if design.kind not in kinds:
+        raise UnsupportedConfig(f"{title} cannot run a {design.kind} design config")
+    if design.errors:
+        line, message = design.errors[0]
+        where = f"line {line}: " if line else ""
+        raise UnsupportedConfig(f"{design.path.name}: {where}{message}")
+    if design.kind != "tcl" and design.document is None:
+        raise UnsupportedConfig(f"{design.path.name} could not be read")
+
+
+class Flow(ABC):
+    """One OpenLane-like flow: where its config lives, how a task runs it, where it reports.
+
+    Subclasses set the class attributes and implement :meth:`write_task_config`,
+    :meth:`command_words`, :meth:`task_config_name` and :meth:`metrics_path`.
+    """
+
+    #: "openlane1" | "openlane2" | "librelane"
+    name: ClassVar[str]
+    #: human-readable name for the UI
+    title: ClassVar[str]
+    #: the settings key naming this flow's container image
+    image_setting: ClassVar[str]
+    #: the flow's own executable inside the image
+    executable: ClassVar[str]
+    #: the settings key that may replace :attr:`executable` (site-specific image layouts)
+    executable_setting: ClassVar[str]
+    #: config file names looked for in a design folder, in OpenLane's own order of preference
+    config_names: ClassVar[tuple[str, ...]]
+    #: the config kinds this flow can run
+    supported_kinds: ClassVar[tuple[str, ...]]
+
+    # -- design discovery ------------------------------------------------------------------
+    def find_design(
+        self,
+        repo_root: Path,
+        design_path: str = "",
+        *,
+        pdk: str | None = None,
+        scl: str | None = None,
+        pdk_root: str = DEFAULT_PDK_ROOT,
+    ) -> DesignConfig:
+        """Find and read the design config at ``design_path`` inside ``repo_root``.
+
+        An ``openlane-portal.yaml`` manifest at the repository root supplies the design folder
+        when ``design_path`` is empty, and may name the config file, PDK and SCL. Raises
+        :class:`DesignNotFound` (listing every path tried) or :class:`ManifestError`.
+        """
+        from portal.flows.designconfig import read_design_config
+        from portal.flows.manifest import load_repo_manifest
+
+        repo_root = Path(repo_root)
+        manifest = load_repo_manifest(repo_root)
+        folder = (design_path or "").strip().strip("/")
+        config_name: str | None = None
+        if manifest is not None:
+            if not folder:
+                folder = manifest.design
+            if _same_folder(folder, manifest.design):
+                config_name = manifest.config
+                pdk = pdk or manifest.pdk
+                scl = scl or manifest.scl
+        design_dir = _inside(repo_root, folder, what="design folder")
+        candidates = [config_name] if config_name else list(self.config_names)
+        looked_for = [design_dir / name for name in candidates]
+        if not design_dir.is_dir():
+            raise DesignNotFound(design_dir, looked_for, "the folder does not exist")
+        for path in looked_for:
+            if path.is_file():
+                _inside(repo_root, str(path.relative_to(repo_root)), what="design config")
+                design = read_design_config(
+                    path,
+                    design_dir=design_dir,
+                    pdk=pdk or DEFAULT_PDK,
+                    scl=scl or DEFAULT_SCL,
+                    pdk_root=pdk_root,
+                    flow=self.name,
+                )
+                design.pdk, design.scl, design.manifest = pdk, scl, manifest
+                if design.kind not in self.supported_kinds:
+                    design.errors.append(
+                        (None, f"{self.title} cannot run a {design.kind} configuration")
+                    )
+                return design
+        others = sorted(p.name for p in design_dir.glob("config.*") if p.is_file())
+        detail = f"found {', '.join(others)} instead" if others else ""
+        raise DesignNotFound(design_dir, looked_for, detail)
+
+    # -- per-task configuration ------------------------------------------------------------
+    @abstractmethod
+    def task_config_name(self, design: DesignConfig) -> str:
+        """File name of the per-task config written into ``tasks/<i>/``."""
+
+    @abstractmethod
+    def write_task_config(
+        self, design: DesignConfig, params: Mapping[str, object], task_dir: Path
+    ) -> Path:
+        """Write the configuration for one sweep point into ``task_dir``; return its path."""
+
+    # -- command line ----------------------------------------------------------------------
+    def flow_executable(self, settings: Mapping[str, object]) -> str:
+        """The executable run for a task: FLOW_EXECUTABLE_OVERRIDE, else the flow's own."""
+        override = setting(settings, "FLOW_EXECUTABLE_OVERRIDE")
+        if override:
+            override = str(override)
+            if not os.path.isabs(override):
+                raise FlowError("FLOW_EXECUTABLE_OVERRIDE must be an absolute path")
+            return override
+        return str(setting(settings, self.executable_setting, self.executable))
+
+    def runtime(self, settings: Mapping[str, object], runtime: str | None = None) -> str:
+        """The container runtime in effect (``native`` whenever the executable is overridden)."""
+        if setting(settings, "FLOW_EXECUTABLE_OVERRIDE"):
+            return "native"
+        chosen = runtime or str(setting(settings, "CONTAINER_RUNTIME", "apptainer"))
+        if chosen not in RUNTIMES:
+            raise FlowError(f"unknown container runtime {chosen!r} (expected one of {RUNTIMES})")
+        return chosen
+
+    def flow_env(
+        self, settings: Mapping[str, object], design: DesignConfig | None = None
+    ) -> dict[str, str]:
+        """PDK_ROOT, PDK and STD_CELL_LIBRARY for the task (the design's choice wins)."""
+        pdk_root = str(setting(settings, "PDK_ROOT", DEFAULT_PDK_ROOT))
+        pdk = (design.pdk if design else None) or str(setting(settings, "PDK", DEFAULT_PDK))
+        scl = (design.scl if design else None) or str(
+            setting(settings, "STD_CELL_LIBRARY", DEFAULT_SCL)
+        )
+        _check_env_value("PDK_ROOT", pdk_root, path=True)
+        _check_env_value("PDK", pdk)
+        _check_env_value("STD_CELL_LIBRARY", scl)
+        return {"PDK_ROOT": pdk_root, "PDK": pdk, "STD_CELL_LIBRARY": scl}
+
+    def container_words(
+        self,
+        settings: Mapping[str, object],
+        runtime: str | None = None,
+        image: str | None = None,
+        *,
+        design: DesignConfig | None = None,
+    ) -> list[Word]:
+        """``apptainer exec --containall --cleanenv --bind "$RUN_DIR" ... <image>`` (or [])."""
+        chosen = self.runtime(settings, runtime)
+        if chosen == "native":
+            return []
+        image = image or setting(settings, self.image_setting)
+        if not image:
+            raise FlowError(f"{self.image_setting} is not set")
+        image = str(image)
+        if image.startswith("-"):
+            raise FlowError(f"invalid image {image!r}")
+        env = self.flow_env(settings, design)
+        pdk_root = env["PDK_ROOT"]
+        words: list[Word] = [chosen, "exec", "--containall", "--cleanenv"]
+        words += ["--bind", ShellVar("RUN_DIR"), "--bind", f"{pdk_root}:{pdk_root}:ro"]
+        words += ["--pwd", ShellVar("TASK_DIR")]
+        for key, value in env.items():
+            words += ["--env", f"{key}={value}"]
+        words.append(image)
+        return words
+
+    @abstractmethod
+    def command_words(
+        self, settings: Mapping[str, object], design: DesignConfig, config_file_name: str
+    ) -> list[Word]:
+        """The command run for one task (inside the container when there is one)."""
+
+    def task_words(
+        self,
+        settings: Mapping[str, object],
+        design: DesignConfig,
+        config_file_name: str | None = None,
+    ) -> list[Word]:
+        """Container prefix + flow command: the whole line an array task runs."""
+        name = config_file_name or self.task_config_name(design)
+        return self.container_words(settings, design=design) + self.command_words(
+            settings, design, name
+        )
+
+    # -- outputs ---------------------------------------------------------------------------
+    def run_dir_for_task(self, task_dir: Path, task_tag: str) -> Path:
+        """Where the flow writes the run of one task: ``<task_dir>/runs/<task_tag>``."""
+        return Path(task_dir) / "runs" / task_tag
+
+    @abstractmethod
+    def metrics_path(self, task_dir: Path, task_tag: str) -> Path:
+        """The metrics report the flow writes for one task."""
+
+    @abstractmethod
+    def gds_path(self, task_dir: Path, task_tag: str, design_name: str) -> Path:
+        """The final GDS the flow writes for one task."""
+
+
+def _check_env_value(key: str, value: str, *, path: bool = False) -> None:
+    if not value or value.startswith("-") or any(c in value for c in ":,\n\x00"):
+        raise FlowError(f"invalid {key} {value!r}")
+    if path and not os.path.isabs(value):
+        raise FlowError(f"{key} must be an absolute path, got {value!r}")
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return os.path.normpath(a or ".") == os.path.normpath(b or ".")
+
+
+def _inside(repo_root: Path, relative: str, *, what: str) -> Path:
+    """``repo_root/relative``, refusing absolute paths and anything resolving outside the root."""
+    if os.path.isabs(relative) or "\x00" in relative:
+        raise DesignNotFound(repo_root / relative.lstrip("/"), [], f"{what} must be relative")
+    candidate = repo_root / relative if relative else repo_root
+    root_real = os.path.realpath(repo_root)
+    real = os.path.realpath(candidate)
+    if real != root_real and not real.startswith(root_real + os.sep):
+        raise DesignNotFound(candidate, [], f"{what} is outside the repository")
+    return candidate
