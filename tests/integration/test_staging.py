@@ -391,3 +391,43 @@ def test_a_plain_string_url_is_a_programming_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         stage_repository("git://127.0.0.1/spm.git", "main", tmp_path / "d")  # type: ignore[arg-type]
     assert not (tmp_path / "d").exists()
+
+
+# --- git's own environment cannot widen what staging does --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rewrite_to", "transport"),
+    [("file://{base}/", "file"), ("ext::sh -c touch% {tmp}/pwned% >&2% #", "ext")],
+)
+def test_only_the_urls_own_protocol_is_allowed(
+    git_daemon: GitServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rewrite_to: str,
+    transport: str,
+) -> None:
+    # The service account's config rewrites the checked git:// URL to another transport
+    # (url.<x>.insteadOf); protocol.allow=never + protocol.git.allow=always must stop it.
+    target = rewrite_to.replace("{base}", str(git_daemon.base_path)).replace("{tmp}", str(tmp_path))
+    config = tmp_path / "gitconfig"
+    config.write_text(f'[url "{target}"]\n\tinsteadOf = git://rewritten.invalid/\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    dest = tmp_path / "design"
+    with pytest.raises(StagingError, match=f"transport '{transport}' not allowed"):
+        stage("git://rewritten.invalid/spm.git", "main", dest)
+    assert_nothing_left(dest)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_inherited_git_dir_does_not_redirect_staging(
+    git_daemon: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(other)], check=True)
+    before = sorted(p.name for p in (other / "objects").iterdir())
+    monkeypatch.setenv("GIT_DIR", str(other))
+    monkeypatch.setenv("GIT_WORK_TREE", str(tmp_path))
+    staged = stage(f"{git_daemon.url_base}/spm.git", "main", tmp_path / "design")
+    assert staged.commit == git_daemon.spm.head
+    assert sorted(p.name for p in (other / "objects").iterdir()) == before
