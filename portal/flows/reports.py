@@ -530,37 +530,50 @@ def _ol2_metrics_from_csv(text: str) -> dict[str, Any]:
 
 _OL2_METRICS = ("final", "metrics.json")
 _OL1_METRICS = (("reports", "metrics.csv"), ("reports", "final_summary_report.csv"))
-_RUN_MARKERS = (
+_METRIC_MARKERS = (
     "final/metrics.json",
     "reports/metrics.csv",
     "reports/final_summary_report.csv",
-    "runtime.yaml",
-    "resolved.json",
-    "openlane.log",
-    "flow.log",
 )
+_RUN_MARKERS = (*_METRIC_MARKERS, "runtime.yaml", "resolved.json", "openlane.log", "flow.log")
 _LOG_FAILED = re.compile(r"flow failed|\berror\b|traceback", re.IGNORECASE)
 _LOG_COMPLETED = re.compile(r"flow complete", re.IGNORECASE)
 
 
-def _is_run_dir(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, marker)) for marker in _RUN_MARKERS)
+def _has_any(path: str, markers: Iterable[str]) -> bool:
+    return any(os.path.isfile(os.path.join(path, marker)) for marker in markers)
 
 
-def find_run_dir(path: PathOrText) -> Path | None:
-    """The OpenLane run directory at ``path`` or, failing that, the newest ``path/runs/<tag>``."""
-    base = os.fspath(path)
-    if _is_run_dir(base):
-        return Path(base)
-    runs = os.path.join(base, "runs")
+def _newest_tag(base: str) -> str | None:
     try:
-        entries = [e for e in os.scandir(runs) if e.is_dir() and _is_run_dir(e.path)]
+        entries = [
+            e
+            for e in os.scandir(os.path.join(base, "runs"))
+            if e.is_dir() and _has_any(e.path, _RUN_MARKERS)
+        ]
     except (FileNotFoundError, NotADirectoryError):
         return None
     if not entries:
         return None
-    newest = max(entries, key=lambda e: (e.stat().st_mtime, e.name))
-    return Path(newest.path)
+    return max(entries, key=lambda e: (e.stat().st_mtime, e.name)).path
+
+
+def find_run_dir(path: PathOrText) -> Path | None:
+    """The OpenLane run directory for ``path``, or None.
+
+    ``path`` itself when it holds metrics; else the newest ``path/runs/<tag>`` that looks like a
+    run (by modification time, then name); else ``path`` when it holds only run logs/state
+    (a task directory's own console ``flow.log`` does not hide a ``runs/<tag>`` below it).
+    """
+    base = os.fspath(path)
+    if _has_any(base, _METRIC_MARKERS):
+        return Path(base)
+    tag = _newest_tag(base)
+    if tag is not None:
+        return Path(tag)
+    if _has_any(base, _RUN_MARKERS):
+        return Path(base)
+    return None
 
 
 def _read_tail(path: str, size: int = _LOG_TAIL_BYTES) -> str | None:
