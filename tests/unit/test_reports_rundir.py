@@ -193,6 +193,13 @@ def test_newest_tag_is_chosen(tmp_path):
     assert parse_run_dir(tmp_path).design == "gcd"
 
 
+def test_task_console_log_does_not_hide_the_run_below(tmp_path):
+    _write(tmp_path / "flow.log", "task started\nERROR: something on the console\n")
+    run = ol1_run(tmp_path / "runs" / "tag")
+    assert find_run_dir(tmp_path) == run
+    assert parse_run_dir(tmp_path).flow_status == "completed"
+
+
 def test_no_run_found(tmp_path):
     assert parse_run_dir(tmp_path) is None
     assert parse_path(tmp_path) == []
