@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_VAR_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ShellVar:
     suffix: str = ""
 
     def __post_init__(self) -> None:
-        if not _VAR_NAME.match(self.name):
+        if not _VAR_NAME.fullmatch(self.name):
             raise ValueError(f"not a shell variable name: {self.name!r}")
 
 

@@ -1,0 +1,222 @@
+"""The poll cycle: ONE sacct call for every unfinished task of every active submission.
+
+Per cycle: load the unfinished tasks (plain rows, not ORM objects), ask Slurm once, write only
+the tasks whose state changed (one bulk UPDATE), read the reports of tasks that just finished,
+derive the state of each touched submission from all of its tasks, and queue the completion
+email in the same transaction. Tasks that are finished are never queried again.
+
+:class:`Poller` adds what a long-running process needs: a database lease so exactly one poller
+is active however many processes start one, and exponential backoff while Slurm errors (with
+slurmdbd down, states stay as they are and the next good cycle catches up).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select, update
+
+from portal import leases
+from portal.collect import collect_task_metrics
+from portal.extensions import db
+from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionState, Task, utcnow
+from portal.slurm.client import SlurmClient, SlurmError
+from portal.slurm.states import TERMINAL, derive_submission_state, is_terminal
+from portal.slurm.transports import TransportError
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "poller"
+STUCK_AFTER = timedelta(minutes=2)
+
+
+@dataclass
+class CycleStats:
+    """What one cycle did."""
+
+    submissions: int = 0
+    tasks_followed: int = 0
+    sacct_calls: int = 0
+    rows: int = 0
+    tasks_changed: int = 0
+    submissions_changed: int = 0
+    seconds: float = 0.0
+
+
+def poll_once(slurm: SlurmClient) -> CycleStats:
+    """Run one cycle in the current app context; raises SlurmError/TransportError untouched."""
+    started = time.perf_counter()
+    stats = CycleStats()
+    active = db.session.execute(
+        select(Submission.id, Submission.submitted_at, Submission.flow, Submission.run_dir).where(
+            Submission.state.in_(list(ACTIVE_STATES))
+        )
+    ).all()
+    stats.submissions = len(active)
+    if not active:
+        return stats
+    by_id = {row.id: row for row in active}
+    tasks = db.session.execute(
+        select(
+            Task.id,
+            Task.submission_id,
+            Task.index,
+            Task.array_job_id,
+            Task.array_index,
+            Task.state,
+            Task.exit_code,
+            Task.signal,
+            Task.node,
+            Task.started_at,
+            Task.ended_at,
+            Task.elapsed_seconds,
+        ).where(
+            Task.submission_id.in_(list(by_id)),
+            Task.state.not_in(list(TERMINAL)),
+            Task.array_job_id.is_not(None),
+        )
+    ).all()
+    stats.tasks_followed = len(tasks)
+    job_ids = {task.array_job_id for task in tasks}
+    since = min((row.submitted_at for row in active if row.submitted_at), default=None)
+    rows = slurm.query(job_ids, since=since - timedelta(minutes=5) if since else None)
+    stats.sacct_calls, stats.rows = (1 if job_ids else 0), len(rows)
+    latest = {(row.job_id, row.task_index): row for row in rows}
+    changes, finished, touched = [], [], set()
+    for task in tasks:
+        row = latest.get((task.array_job_id, task.array_index))
+        if row is None:
+            continue
+        new = {
+            "state": row.state,
+            "exit_code": row.exit_code,
+            "signal": row.signal,
+            "node": row.node,
+            "started_at": row.start,
+            "ended_at": row.end,
+            "elapsed_seconds": row.elapsed_seconds,
+        }
+        if all(getattr(task, key) == value for key, value in new.items()):
+            continue
+        if is_terminal(row.state):
+            sub = by_id[task.submission_id]
+            new["metrics"] = collect_task_metrics(sub.flow, sub.run_dir, task.index)
+            finished.append(task.id)
+        changes.append({"id": task.id, **new})
+        touched.add(task.submission_id)
+    if changes:
+        db.session.execute(update(Task), changes)
+    stats.tasks_changed = len(changes)
+    stats.submissions_changed = _update_submissions(touched)
+    db.session.commit()
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _update_submissions(submission_ids: set[int]) -> int:
+    """Derive each touched submission's state from all its tasks; queue mail when it ends."""
+    if not submission_ids:
+        return 0
+    states: dict[int, list[str]] = {sid: [] for sid in submission_ids}
+    for sid, state in db.session.execute(
+        select(Task.submission_id, Task.state).where(Task.submission_id.in_(list(submission_ids)))
+    ):
+        states[sid].append(state)
+    changed = 0
+    for submission in db.session.scalars(
+        select(Submission).where(Submission.id.in_(list(submission_ids)))
+    ):
+        derived = SubmissionState(derive_submission_state(states[submission.id]))
+        if derived == submission.state:
+            continue
+        submission.state = derived
+        changed += 1
+        if derived in FINAL_STATES:
+            submission.finished_at = utcnow()
+            _queue_completion_mail(submission)
+    return changed
+
+
+def _queue_completion_mail(submission: Submission) -> None:
+    from portal import notify
+
+    queue = getattr(notify, "queue_submission_mail", None)
+    if queue is not None:
+        queue(submission)
+
+
+def find_stuck(older_than: timedelta = STUCK_AFTER) -> list[Submission]:
+    """Submissions left in STAGING/SUBMITTING by a process that died mid-launch."""
+    return list(
+        db.session.scalars(
+            select(Submission).where(
+                Submission.state.in_([SubmissionState.STAGING, SubmissionState.SUBMITTING]),
+                Submission.updated_at < utcnow() - older_than,
+            )
+        )
+    )
+
+
+class Poller:
+    """One process's poller: lease, backoff, and the cycle."""
+
+    def __init__(self, app: Flask, slurm: SlurmClient, *, holder: str | None = None) -> None:
+        self.app = app
+        self.slurm = slurm
+        self.holder = holder or leases.holder_id()
+        self.errors = 0
+        self.resume_at = 0.0
+        self.last_stats: CycleStats | None = None
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self.app.config
+
+    def run_cycle(self) -> CycleStats | None:
+        """One scheduled cycle: None when another process holds the lease or during backoff."""
+        with self.app.app_context():
+            lease_seconds = float(self.settings["POLL_LEASE_SECONDS"])
+            if not leases.acquire(LEASE_NAME, self.holder, lease_seconds):
+                return None
+            if time.monotonic() < self.resume_at:
+                return None
+            try:
+                self._reconcile_stuck()
+                stats = poll_once(self.slurm)
+            except (SlurmError, TransportError) as exc:
+                db.session.rollback()
+                self.errors += 1
+                interval = float(self.settings["POLL_INTERVAL_SECONDS"])
+                delay = min(interval * 2**self.errors, 600.0)
+                self.resume_at = time.monotonic() + delay
+                log.error(
+                    "poll cycle failed (%d in a row, next try in %.0f s): %s",
+                    self.errors,
+                    delay,
+                    exc,
+                )
+                return None
+            finally:
+                db.session.remove()
+            if self.errors:
+                log.info("poll cycle recovered after %d failed cycles", self.errors)
+            self.errors, self.resume_at, self.last_stats = 0, 0.0, stats
+            return stats
+
+    def _reconcile_stuck(self) -> None:
+        from portal.submissions import launch
+
+        for submission in find_stuck():
+            log.warning("relaunching submission %s found in %s", submission.uuid, submission.state)
+            launch(submission, self.settings, self.slurm)
+
+    def stop(self) -> None:
+        """Release the lease (clean shutdown)."""
+        with self.app.app_context():
+            leases.release(LEASE_NAME, self.holder)

@@ -1,0 +1,58 @@
+"""APScheduler jobs of a portal process: the poll cycle and the mail sender.
+
+Every process may start them (each gunicorn worker, ``portal poll``); database leases make
+exactly one of them active.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from portal.poller import Poller
+
+log = logging.getLogger(__name__)
+
+
+def start_scheduler(app: Flask, poller: Poller) -> BackgroundScheduler:
+    """Start the interval jobs in a background thread and return the scheduler."""
+    from portal import notify
+
+    scheduler = BackgroundScheduler(daemon=True)
+    scheduler.add_job(
+        poller.run_cycle,
+        "interval",
+        seconds=float(app.config["POLL_INTERVAL_SECONDS"]),
+        id="poll",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=None,
+    )
+    start_sender = getattr(notify, "start_sender", None)
+    if start_sender is not None:
+        start_sender(app, scheduler)
+    scheduler.start()
+    scheduler.modify_job("poll", next_run_time=_now())
+    return scheduler
+
+
+def _now():  # noqa: ANN202 - a datetime for APScheduler
+    from datetime import datetime
+
+    return datetime.now().astimezone()
+
+
+def run_forever(app: Flask, poller: Poller) -> None:
+    """``portal poll``: run the jobs in the foreground until SIGINT/SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = start_scheduler(app, poller)
+    log.info("poller running every %s s", app.config["POLL_INTERVAL_SECONDS"])
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    poller.stop()

@@ -1,0 +1,661 @@
+"""The submission service: validate -> policy -> stage -> render -> submit.
+
+Nothing is written before validation passes (:func:`plan_submission` only reads). A valid
+request becomes a :class:`~portal.models.Submission` with one Task row per sweep point; it
+either waits for an admin (AWAITING_APPROVAL) or is launched: the repository is cloned at a
+pinned commit into ``<RUN_ROOT>/<uuid>/design``, every point's config is written to
+``tasks/<i>/``, ONE sbatch script per array is rendered (a sweep above MaxArraySize is split)
+and submitted with one ``sbatch --parsable`` call per array.
+
+Idempotence: each array's job name carries the submission uuid. Every job id is committed right
+after its sbatch; a submission found in SUBMITTING later (a crash between sbatch and commit) is
+reconciled by :func:`reconcile_submitting`, which looks the job name up in squeue/sacct before it
+submits anything, so no array is ever submitted twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from portal import policy
+from portal.catalog import ParameterError, load_catalog
+from portal.extensions import db
+from portal.flows.base import Flow, FlowError
+from portal.flows.registry import get_flow
+from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
+from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
+from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
+from portal.slurm.client import SlurmClient, SlurmError
+from portal.slurm.states import PENDING, is_terminal
+from portal.slurm.transports import TransportError
+from portal.staging import StagingError, stage_repository
+from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float | None], None]
+
+
+class SubmissionError(ValueError):
+    """A request the portal refuses; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each array task asks Slurm for."""
+
+    cpus: int = 1
+    mem_mb: int = 4096
+    time_minutes: int = 60
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    throttle: int = 0
+
+
+@dataclass
+class SubmissionRequest:
+    """A designer's request, as typed into the form, the CLI or the API."""
+
+    repo_url: str
+    ref: str = "main"
+    design_path: str = ""
+    flow: str = "openlane1"
+    params: Mapping[str, object] = field(default_factory=dict)
+    sweep: Mapping[str, Any] | None = None
+    cli_sweeps: Sequence[str] = ()
+    resources: Resources = field(default_factory=Resources)
+    name: str = ""
+    notify: bool = True
+
+
+@dataclass
+class Plan:
+    """A validated request: everything needed to create and launch the submission."""
+
+    request: SubmissionRequest
+    repo_url: str
+    ref: str
+    design_path: str
+    flow: Flow
+    base_params: dict[str, Any]
+    sweep_spec: dict[str, Any]
+    points: list[dict[str, Any]]
+    resources: Resources
+    decision: policy.PolicyDecision
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+# -- validation (reads only) -------------------------------------------------------------------
+def plan_submission(
+    request: SubmissionRequest, settings: Mapping[str, Any], slurm: SlurmClient | None = None
+) -> Plan:
+    """Validate a request completely; raise :class:`SubmissionError`. Writes nothing."""
+    try:
+        url = check_repo_url(
+            request.repo_url,
+            allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+            allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+        )
+        ref = check_ref(request.ref)
+        design_path = check_design_path(request.design_path) if request.design_path else ""
+    except GitURLError as exc:
+        raise SubmissionError(str(exc)) from None
+    try:
+        flow = get_flow(request.flow)
+    except (KeyError, FlowError) as exc:
+        raise SubmissionError(str(exc).strip("'\"")) from None
+    catalog = load_catalog()
+    try:
+        base = catalog.coerce_mapping(request.params)
+        if request.sweep is not None and request.cli_sweeps:
+            raise SubmissionError("give a sweep file or --sweep values, not both")
+        if request.sweep is not None:
+            spec = parse_sweep(request.sweep).with_base(base)
+        else:
+            spec = parse_cli_sweeps(request.cli_sweeps, base=base)
+        points = expand_sweep(spec, max_points=int(settings["MAX_SWEEP_POINTS"]))
+    except (ParameterError, SweepError) as exc:
+        raise SubmissionError(str(exc)) from None
+    resources = check_resources(request.resources, settings, slurm)
+    decision = policy.decide(len(points), resources.cpus, resources.time_minutes, settings)
+    return Plan(
+        request=request,
+        repo_url=url.redacted,
+        ref=ref,
+        design_path=design_path,
+        flow=flow,
+        base_params=base,
+        sweep_spec=spec.to_dict(),
+        points=points,
+        resources=resources,
+        decision=decision,
+    )
+
+
+def check_resources(
+    res: Resources, settings: Mapping[str, Any], slurm: SlurmClient | None
+) -> Resources:
+    """Positive sizes within the partition's limits (read from the cluster when reachable)."""
+    for name in ("cpus", "mem_mb", "time_minutes"):
+        value = getattr(res, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SubmissionError(f"{name} must be a positive whole number, got {value!r}")
+    if not isinstance(res.throttle, int) or res.throttle < 0:
+        raise SubmissionError(
+            f"throttle must be 0 (none) or a positive number, got {res.throttle!r}"
+        )
+    partition = res.partition or settings.get("SLURM_PARTITION") or None
+    account = res.account or settings.get("SLURM_DEFAULT_ACCOUNT") or None
+    res = Resources(
+        res.cpus,
+        res.mem_mb,
+        res.time_minutes,
+        partition,
+        account,
+        res.qos,
+        res.throttle or int(settings.get("SLURM_ARRAY_THROTTLE") or 0),
+    )
+    if slurm is None:
+        return res
+    try:
+        partitions = slurm.sinfo().partitions
+    except (SlurmError, TransportError) as exc:
+        log.warning("partition limits unavailable: %s", exc)
+        return res
+    chosen = _find_partition(partitions, partition)
+    if chosen is None:
+        names = ", ".join(p.name for p in partitions) or "none"
+        raise SubmissionError(f"unknown partition {partition!r} (the cluster has: {names})")
+    if chosen.max_time_minutes is not None and res.time_minutes > chosen.max_time_minutes:
+        raise SubmissionError(
+            f"time limit {res.time_minutes} min is above partition {chosen.name}'s maximum of "
+            f"{chosen.max_time_minutes} min"
+        )
+    if chosen.max_cpus_per_node and res.cpus > chosen.max_cpus_per_node:
+        raise SubmissionError(
+            f"{res.cpus} CPUs per task is more than any node of partition {chosen.name} has "
+            f"({chosen.max_cpus_per_node})"
+        )
+    if chosen.max_memory_mb and res.mem_mb > chosen.max_memory_mb:
+        raise SubmissionError(
+            f"{res.mem_mb} MB per task is more than any node of partition {chosen.name} has "
+            f"({chosen.max_memory_mb} MB)"
+        )
+    return res
+
+
+def _find_partition(partitions: Sequence[Any], name: str | None) -> Any | None:
+    for partition in partitions:
+        if (name and partition.name == name) or (not name and partition.default):
+            return partition
+    return None
+
+
+# -- creation ------------------------------------------------------------------------------------
+def create_submission(plan: Plan, owner: User) -> Submission:
+    """Record a validated plan: the submission, its tasks, the audit entry (one commit)."""
+    needs_approval = plan.decision.needs_approval
+    submission = Submission(
+        uuid=plan.uuid,
+        owner=owner,
+        name=plan.request.name or _default_name(plan),
+        repo_url=plan.repo_url,
+        ref=plan.ref,
+        design_path=plan.design_path,
+        flow=plan.flow.name,
+        base_params=plan.base_params,
+        sweep_spec=plan.sweep_spec,
+        resources=asdict(plan.resources),
+        state=SubmissionState.AWAITING_APPROVAL if needs_approval else SubmissionState.STAGING,
+        n_tasks=len(plan.points),
+        cost_core_hours=plan.decision.core_hours,
+        notify=plan.request.notify,
+        decision_reason="; ".join(plan.decision.reasons) or None,
+    )
+    submission.tasks = [Task(index=i, params=point) for i, point in enumerate(plan.points)]
+    db.session.add(submission)
+    db.session.flush()
+    audit(
+        "submission.create",
+        actor=owner,
+        submission=submission,
+        tasks=len(plan.points),
+        core_hours=round(plan.decision.core_hours, 2),
+        approval=needs_approval,
+    )
+    db.session.commit()
+    return submission
+
+
+def _default_name(plan: Plan) -> str:
+    design = plan.design_path.rsplit("/", 1)[-1] or plan.repo_url.rstrip("/").rsplit("/", 1)[-1]
+    return (
+        f"{design.removesuffix('.git')} ({len(plan.points)} point{'s' * (len(plan.points) != 1)})"
+    )
+
+
+def run_dir_of(submission: Submission, settings: Mapping[str, Any]) -> Path:
+    """``<RUN_ROOT>/<uuid>``."""
+    return Path(settings["RUN_ROOT"]) / submission.uuid
+
+
+# -- launch: stage, render, submit ---------------------------------------------------------------
+def launch(
+    submission: Submission,
+    settings: Mapping[str, Any],
+    slurm: SlurmClient,
+    progress: Progress | None = None,
+    *,
+    after_sbatch: Callable[[str], None] | None = None,
+) -> Submission:
+    """Stage, render and submit. Failures end in SUBMIT_FAILED (retryable) with the reason."""
+    try:
+        max_array_size = slurm.max_array_size()
+        scripts = stage(submission, settings, progress, max_array_size=max_array_size)
+        submission.state = SubmissionState.SUBMITTING
+        db.session.commit()
+        submit_arrays(submission, scripts, slurm, after_sbatch=after_sbatch)
+    except (StagingError, FlowError, RenderError, SubmissionError) as exc:
+        return _fail(submission, SubmissionState.SUBMIT_FAILED, str(exc))
+    except (SlurmError, TransportError) as exc:
+        return _fail(submission, SubmissionState.SUBMIT_FAILED, f"Slurm refused the job: {exc}")
+    return submission
+
+
+def _fail(submission: Submission, state: SubmissionState, message: str) -> Submission:
+    db.session.rollback()
+    submission.state = state
+    submission.error = message
+    audit("submission.error", submission=submission, state=str(state), error=message[:500])
+    db.session.commit()
+    log.warning("submission %s: %s: %s", submission.uuid, state, message)
+    return submission
+
+
+def stage(
+    submission: Submission,
+    settings: Mapping[str, Any],
+    progress: Progress | None = None,
+    *,
+    max_array_size: int = 1001,
+) -> list[tuple[ArrayScript, Path]]:
+    """Clone, write per-task configs and sweep.tsv, render the array script(s) to files."""
+    report = progress or (lambda stage, fraction: None)
+    run_dir = run_dir_of(submission, settings)
+    submission.run_dir = str(run_dir)
+    if not (run_dir / "design" / ".git").exists():
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        url = check_repo_url(
+            submission.repo_url,
+            allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+            allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+        )
+        staged = stage_repository(
+            url,
+            submission.ref,
+            run_dir / "design",
+            timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
+            max_mb=int(settings["GIT_MAX_REPO_MB"]),
+            progress=lambda text, fraction: report(f"clone: {text}", fraction),
+        )
+        submission.commit = staged.commit
+    flow = get_flow(submission.flow)
+    design = flow.find_design(
+        run_dir / "design", submission.design_path, pdk_root=str(settings["PDK_ROOT"])
+    )
+    if design.errors:
+        problems = "; ".join(f"line {line}: {msg}" if line else msg for line, msg in design.errors)
+        raise SubmissionError(f"the design config {design.path.name} has errors: {problems}")
+    report("writing task configs", None)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    # An OpenLane matrix's `preload` values sit beneath the design's own config.
+    defaults = (submission.sweep_spec or {}).get("preload") or {}
+    beneath = {k: v for k, v in defaults.items() if k not in design.values}
+    for task in submission.tasks:
+        task_dir = run_dir / "tasks" / str(task.index)
+        task_dir.mkdir(parents=True, exist_ok=True)
+        flow.write_task_config(design, {**beneath, **task.params}, task_dir)
+    (run_dir / "sweep.tsv").write_text(sweep_table([t.params for t in submission.tasks]))
+    _write_manifest(submission, run_dir)
+    rendered = render_scripts(
+        submission,
+        settings,
+        flow,
+        design,
+        [t.index for t in submission.tasks],
+        owner=submission.owner,
+        checkout=run_dir / "design",
+        run_dir=run_dir,
+        max_array_size=max_array_size,
+    )
+    report("rendered", 1.0)
+    return write_scripts(run_dir, rendered)
+
+
+@dataclass(frozen=True)
+class RenderedScript:
+    """One array's script: its context, file name in the run dir, and text."""
+
+    script: ArrayScript
+    file_name: str
+    text: str
+
+
+def render_scripts(
+    submission: Submission,
+    settings: Mapping[str, Any],
+    flow: Flow,
+    design: Any,
+    task_indices: Sequence[int],
+    *,
+    owner: User,
+    checkout: Path,
+    run_dir: Path,
+    max_array_size: int = 1001,
+    round_number: int = 0,
+) -> list[RenderedScript]:
+    """Render one script per array chunk (nothing is written).
+
+    ``design`` was read from the clone at ``checkout``; the scripts refer to it as
+    ``<run_dir>/design/...``. Round 0 is the first submission (``job.sbatch``); a resubmission
+    of failed tasks is round n > 0: its arrays are named ``...-r<n>`` and go to
+    ``resubmit-<n>.sbatch``, so the job-name lookup that keeps submission idempotent tells the
+    rounds apart.
+    """
+    res = Resources(**submission.resources)
+    ctx = ArrayScript(
+        submission_uuid=submission.uuid,
+        job_name=submission.job_name,
+        run_dir=str(run_dir),
+        design_dir=str(run_dir / "design" / design.design_dir.relative_to(checkout)),
+        array_indices=list(task_indices),
+        flow_words=flow.command_words(settings, design, flow.task_config_name(design)),
+        container_words=flow.container_words(settings, design=design),
+        throttle=res.throttle,
+        cpus_per_task=res.cpus,
+        mem_mb=res.mem_mb,
+        time_limit_minutes=res.time_minutes,
+        partition=res.partition,
+        account=res.account,
+        qos=res.qos,
+        comment=f"openlane-portal {submission.uuid} by {owner.username}",
+        flow_name=flow.name,
+    )
+    chunks = chunk_scripts(ctx, max_array_size)
+    stem = "job" if round_number == 0 else f"resubmit-{round_number}"
+    rendered = []
+    for number, chunk in enumerate(chunks):
+        if round_number:
+            chunk = dataclasses.replace(chunk, job_name=f"{chunk.job_name}-r{round_number}")
+        name = f"{stem}.sbatch" if len(chunks) == 1 else f"{stem}-{number}.sbatch"
+        rendered.append(RenderedScript(chunk, name, render_array_script(chunk)))
+    return rendered
+
+
+def write_scripts(
+    run_dir: Path, rendered: Sequence[RenderedScript]
+) -> list[tuple[ArrayScript, Path]]:
+    """Write rendered scripts into the run dir; return (script, path) pairs to submit."""
+    written = []
+    for item in rendered:
+        path = run_dir / item.file_name
+        path.write_text(item.text)
+        written.append((item.script, path))
+    return written
+
+
+def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
+    """The exact script(s) this plan will submit, from a throwaway clone (nothing kept)."""
+    with tempfile.TemporaryDirectory(prefix="olp-preview-") as tmp:
+        checkout = Path(tmp) / "design"
+        url = check_repo_url(
+            plan.repo_url,
+            allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+            allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+        )
+        try:
+            stage_repository(
+                url,
+                plan.ref,
+                checkout,
+                timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
+                max_mb=int(settings["GIT_MAX_REPO_MB"]),
+            )
+            design = plan.flow.find_design(
+                checkout, plan.design_path, pdk_root=str(settings["PDK_ROOT"])
+            )
+        except (StagingError, FlowError) as exc:
+            raise SubmissionError(str(exc)) from None
+        draft = Submission(uuid=plan.uuid, resources=asdict(plan.resources))
+        rendered = render_scripts(
+            draft,
+            settings,
+            plan.flow,
+            design,
+            range(len(plan.points)),
+            owner=owner,
+            checkout=checkout,
+            run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
+        )
+    return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
+
+
+def _write_manifest(submission: Submission, run_dir: Path) -> None:
+    manifest = {
+        "uuid": submission.uuid,
+        "name": submission.name,
+        "repo_url": submission.repo_url,
+        "ref": submission.ref,
+        "commit": submission.commit,
+        "design_path": submission.design_path,
+        "flow": submission.flow,
+        "base_params": submission.base_params,
+        "sweep": submission.sweep_spec,
+        "resources": submission.resources,
+        "tasks": len(submission.tasks),
+    }
+    (run_dir / "submission.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def submit_arrays(
+    submission: Submission,
+    scripts: Sequence[tuple[ArrayScript, Path]],
+    slurm: SlurmClient,
+    *,
+    after_sbatch: Callable[[str], None] | None = None,
+) -> None:
+    """Submit each array not yet known to Slurm (looked up by job name first); commit each id."""
+    by_index = {task.index: task for task in submission.tasks}
+    for script, path in scripts:
+        existing = slurm.find_by_name(script.job_name, since=submission.created_at)
+        if any(job in submission.job_ids for job in existing):
+            continue
+        if existing:
+            job_id = existing[-1]
+            log.info(
+                "submission %s: found %s already queued as %s",
+                submission.uuid,
+                script.job_name,
+                job_id,
+            )
+        else:
+            job_id = slurm.submit(script_path=str(path))
+            if after_sbatch is not None:
+                after_sbatch(job_id)
+        _record_job(submission, script, job_id, by_index)
+    submission.state = SubmissionState.QUEUED
+    submission.submitted_at = submission.submitted_at or utcnow()
+    submission.error = None
+    audit("submission.submitted", submission=submission, job_ids=list(submission.job_ids))
+    db.session.commit()
+
+
+def _record_job(
+    submission: Submission, script: ArrayScript, job_id: str, by_index: Mapping[int, Task]
+) -> None:
+    submission.job_ids = [*submission.job_ids, job_id]
+    for array_index in script.array_indices:
+        task = by_index[array_index + script.index_offset]
+        task.array_job_id = job_id
+        task.array_index = array_index
+        task.state = PENDING
+        task.exit_code = task.signal = task.node = None
+        task.started_at = task.ended_at = task.elapsed_seconds = None
+        task.metrics = None
+    db.session.commit()
+
+
+def reconcile_submitting(settings: Mapping[str, Any], slurm: SlurmClient) -> list[Submission]:
+    """Finish submissions left in SUBMITTING (a crash mid-submit) without resubmitting twice."""
+    stuck = db.session.scalars(
+        select(Submission).where(Submission.state == SubmissionState.SUBMITTING)
+    ).all()
+    for submission in stuck:
+        log.info("reconciling submission %s left in SUBMITTING", submission.uuid)
+        launch(submission, settings, slurm)
+    return list(stuck)
+
+
+# -- approval, cancel, resubmit --------------------------------------------------------------
+def approve(
+    submission: Submission, admin: User, settings: Mapping[str, Any], slurm: SlurmClient
+) -> Submission:
+    """An admin lets a waiting submission run."""
+    _require_state(submission, SubmissionState.AWAITING_APPROVAL)
+    submission.state = SubmissionState.STAGING
+    submission.decided_by_id = admin.id
+    audit("submission.approve", actor=admin, submission=submission)
+    _queue_decision_mail(submission, approved=True)
+    db.session.commit()
+    return launch(submission, settings, slurm)
+
+
+def reject(submission: Submission, admin: User, reason: str) -> Submission:
+    """An admin refuses a waiting submission, with a reason the owner will read."""
+    _require_state(submission, SubmissionState.AWAITING_APPROVAL)
+    if not reason.strip():
+        raise SubmissionError("a rejection needs a reason")
+    submission.state = SubmissionState.REJECTED
+    submission.decided_by_id = admin.id
+    submission.decision_reason = reason.strip()
+    submission.finished_at = utcnow()
+    audit("submission.reject", actor=admin, submission=submission, reason=reason.strip())
+    _queue_decision_mail(submission, approved=False)
+    db.session.commit()
+    return submission
+
+
+def _queue_decision_mail(submission: Submission, *, approved: bool) -> None:
+    from portal import notify
+
+    queue = getattr(notify, "queue_decision_mail", None)
+    if queue is not None:
+        queue(submission, approved=approved)
+
+
+def _require_state(submission: Submission, *states: SubmissionState) -> None:
+    if submission.state not in states:
+        wanted = " or ".join(states)
+        raise SubmissionError(f"submission is {submission.state}, not {wanted}")
+
+
+def cancel(
+    submission: Submission,
+    slurm: SlurmClient,
+    indices: Sequence[int] | None = None,
+    actor: User | None = None,
+) -> None:
+    """scancel the whole submission or some task indices (one scancel per array)."""
+    if submission.state in (
+        SubmissionState.AWAITING_APPROVAL,
+        SubmissionState.SUBMIT_FAILED,
+        SubmissionState.DRAFT,
+    ):
+        submission.state = SubmissionState.CANCELLED
+        submission.finished_at = utcnow()
+    else:
+        by_job: dict[str, list[int]] = {}
+        wanted = set(indices) if indices is not None else None
+        unknown = wanted - {t.index for t in submission.tasks} if wanted else set()
+        if unknown:
+            raise SubmissionError(f"no such task index: {', '.join(map(str, sorted(unknown)))}")
+        for task in submission.tasks:
+            if task.array_job_id and (wanted is None or task.index in wanted):
+                by_job.setdefault(task.array_job_id, []).append(task.array_index)
+        for job_id, array_indices in by_job.items():
+            slurm.cancel(job_id, None if wanted is None else sorted(array_indices))
+    audit("submission.cancel", actor=actor, submission=submission, tasks=indices)
+    db.session.commit()
+
+
+def resubmit_failed(
+    submission: Submission,
+    settings: Mapping[str, Any],
+    slurm: SlurmClient,
+    actor: User | None = None,
+) -> list[int]:
+    """ONE new array over only the failed task indices (same run dir and configs)."""
+    failed = [t.index for t in submission.tasks if is_terminal(t.state) and t.state != "COMPLETED"]
+    if not failed:
+        raise SubmissionError("no failed tasks to resubmit")
+    if submission.state not in (
+        SubmissionState.FAILED,
+        SubmissionState.PARTIAL,
+        SubmissionState.CANCELLED,
+    ):
+        raise SubmissionError(f"submission is {submission.state}; wait until it has finished")
+    flow = get_flow(submission.flow)
+    run_dir = Path(submission.run_dir or run_dir_of(submission, settings))
+    design = flow.find_design(
+        run_dir / "design", submission.design_path, pdk_root=str(settings["PDK_ROOT"])
+    )
+    round_number = len(list(run_dir.glob("resubmit-*.sbatch"))) + 1
+    rendered = render_scripts(
+        submission,
+        settings,
+        flow,
+        design,
+        failed,
+        owner=submission.owner,
+        checkout=run_dir / "design",
+        run_dir=run_dir,
+        max_array_size=slurm.max_array_size(),
+        round_number=round_number,
+    )
+    scripts = write_scripts(run_dir, rendered)
+    submission.state = SubmissionState.SUBMITTING
+    submission.finished_at = None
+    audit("submission.resubmit", actor=actor, submission=submission, tasks=failed)
+    db.session.commit()
+    submit_arrays(submission, scripts, slurm)
+    return failed
+
+
+__all__ = [
+    "Plan",
+    "Resources",
+    "SubmissionError",
+    "SubmissionRequest",
+    "approve",
+    "cancel",
+    "create_submission",
+    "launch",
+    "plan_submission",
+    "reconcile_submitting",
+    "reject",
+    "resubmit_failed",
+]
