@@ -199,8 +199,9 @@ class Lease(db.Model):
     expires_at: Mapped[datetime]
 
 
-def audit(action: str, *, actor: User | None = None, submission: Submission | None = None,
-          **detail: Any) -> None:  # fmt: skip
+def audit(
+    action: str, *, actor: User | None = None, submission: Submission | None = None, **detail: Any
+) -> None:
     """Add an audit record to the current session (committed with the caller's change)."""
     db.session.add(
         AuditLog(

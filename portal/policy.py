@@ -21,8 +21,9 @@ def core_hours(n_tasks: int, cpus_per_task: int, time_limit_minutes: int) -> flo
     return n_tasks * cpus_per_task * time_limit_minutes / 60.0
 
 
-def decide(n_tasks: int, cpus_per_task: int, time_limit_minutes: int,
-           settings: Mapping[str, Any]) -> PolicyDecision:  # fmt: skip
+def decide(
+    n_tasks: int, cpus_per_task: int, time_limit_minutes: int, settings: Mapping[str, Any]
+) -> PolicyDecision:
     """Apply the site's thresholds (APPROVAL_CORE_HOURS, APPROVAL_ARRAY_SIZE)."""
     cost = core_hours(n_tasks, cpus_per_task, time_limit_minutes)
     reasons = []

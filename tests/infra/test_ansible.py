@@ -19,8 +19,11 @@ VENV_BIN = Path(sys.executable).parent
 def test_ansible_lint_passes():
     lint = subprocess.run(
         [str(VENV_BIN / "ansible-lint"), "--offline", "-q", "."],
-        cwd=ANSIBLE, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ANSIBLE,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -30,8 +33,12 @@ def test_second_playbook_run_changes_nothing():
     env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     play = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local/hosts.yml", "site.yml"],
-        cwd=ANSIBLE, capture_output=True, text=True, timeout=900, env=env,
-    )  # fmt: skip
+        cwd=ANSIBLE,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert play.returncode == 0, play.stdout[-4000:] + play.stderr
     recap = re.search(
         r"localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", play.stdout

@@ -28,9 +28,14 @@ def sacct_rows(job_id: str, count: int) -> dict[str, tuple[str, str]]:
     """JobID -> (State, ExitCode); waits until accounting has all `count` tasks terminal."""
     for _ in range(60):
         out = run(
-            "sacct", "--jobs", job_id, "--allocations", "--parsable2", "--noheader",
+            "sacct",
+            "--jobs",
+            job_id,
+            "--allocations",
+            "--parsable2",
+            "--noheader",
             "--format=JobID,State,ExitCode",
-        ).stdout  # fmt: skip
+        ).stdout
         rows = {
             line.split("|")[0]: tuple(line.split("|")[1:3]) for line in out.splitlines() if line
         }
