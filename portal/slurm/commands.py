@@ -364,7 +364,7 @@ def parse_sacct(stdout: str) -> list[TaskRow]:
         if len(fields) <= last:
             continue
         job_field, raw_id, state, exit_code, node, start, end, elapsed, reason, name = fields
-        if not job_field or "." in job_field:
+        if not job_field or ("." in job_field and _is_step(job_field)):
             continue
         state = _STATES[state]
         code, signal = _EXIT_CODES[exit_code] if state in TERMINAL else _NO_EXIT
@@ -385,6 +385,11 @@ def parse_sacct(stdout: str) -> list[TaskRow]:
         else:
             _append_rows(rows, job_field, raw_id, values)
     return rows
+
+
+def _is_step(job_field: str) -> bool:
+    """``123.batch``, ``123_4.0`` are steps; ``123_[1,2...%2]`` (a cut range) is not."""
+    return "." in job_field.rpartition("]")[2]
 
 
 class _Memo(dict[str, Any]):

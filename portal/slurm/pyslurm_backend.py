@@ -33,6 +33,7 @@ from portal.slurm.states import PENDING, TERMINAL, normalize_state
 from portal.slurm.transports import LocalTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
+_NO_EXIT: tuple[int | None, int | None] = (None, None)
 
 
 def major_minor(version: str) -> tuple[int, int] | None:
@@ -104,7 +105,8 @@ def task_row_from_pyslurm(job: Mapping[str, Any]) -> list[TaskRow]:
     raw_id = str(job["job_id"])
     array_id = job.get("array_job_id")
     state = normalize_state(str(job.get("job_state") or ""))
-    exit_code, signal = parse_exit_code(str(job.get("exit_code") or ""))
+    finished = state in TERMINAL
+    exit_code, signal = parse_exit_code(str(job.get("exit_code") or "")) if finished else _NO_EXIT
     started = state != PENDING
     values = (
         state,
@@ -112,7 +114,7 @@ def task_row_from_pyslurm(job: Mapping[str, Any]) -> list[TaskRow]:
         signal,
         job.get("nodes") or None,
         _epoch(job.get("start_time")) if started else None,
-        _epoch(job.get("end_time")) if state in TERMINAL else None,
+        _epoch(job.get("end_time")) if finished else None,
         int(job.get("run_time") or 0) if started else None,
         _reason(job.get("state_reason")),
         str(job.get("name") or ""),
@@ -127,6 +129,7 @@ def task_row_from_pyslurm(job: Mapping[str, Any]) -> list[TaskRow]:
 
 
 def _epoch(value: Any) -> datetime | None:
+    """Epoch seconds -> naive local time, like the timestamps sacct prints."""
     return datetime.fromtimestamp(int(value)) if value else None
 
 

@@ -6,8 +6,10 @@ by any test that needs a :class:`~portal.slurm.client.SlurmClient` whose answers
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from portal.slurm.client import program_name
 from portal.slurm.transports import CommandResult
@@ -47,3 +49,20 @@ class ScriptedTransport:
     def programs(self) -> list[str]:
         """The program of every call so far, in order."""
         return [program_name(argv) for argv, _ in self.calls]
+
+
+def recorded_result(folder: Path, name: str) -> CommandResult:
+    """The result recorded as ``name`` in ``folder`` (``manifest.json`` gives the exit status,
+    ``<name>.stdout`` / ``<name>.stderr`` the output; a missing file is an empty stream)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if name not in manifest:
+        raise KeyError(f"no recording named {name!r} in {folder}")
+    return CommandResult(
+        returncode=int(manifest[name]["returncode"]),
+        stdout=_read_optional(folder / f"{name}.stdout"),
+        stderr=_read_optional(folder / f"{name}.stderr"),
+    )
+
+
+def _read_optional(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
