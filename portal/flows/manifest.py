@@ -55,8 +55,20 @@ MAX_MANIFEST_BYTES = 256 * 1024
 _FLOWS = ("openlane1", "openlane2", "librelane")
 _PDK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CONFIG_RE = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]*\.(json|tcl|yaml|yml)$")
-_KEYS = ("version", "design", "config", "flow", "image", "pdk", "scl", "parameters", "sweep",
-         "description")  # fmt: skip
+_KEYS = tuple(
+    [
+        "version",
+        "design",
+        "config",
+        "flow",
+        "image",
+        "pdk",
+        "scl",
+        "parameters",
+        "sweep",
+        "description",
+    ]
+)
 
 
 class ManifestError(FlowError):
@@ -104,8 +116,9 @@ def find_manifest(repo_root: Path) -> Path | None:
     """The manifest file at the repository root, or None. Two of them is an error."""
     found = [repo_root / name for name in MANIFEST_NAMES if (repo_root / name).is_file()]
     if len(found) > 1:
-        raise ManifestError(found[0], [(None, "more than one manifest: " + ", ".join(
-            p.name for p in found))])  # fmt: skip
+        raise ManifestError(
+            found[0], [(None, "more than one manifest: " + ", ".join(p.name for p in found))]
+        )
     return found[0] if found else None
 
 
