@@ -5,10 +5,8 @@ could not be run (connection, timeout, missing binary): for ``sbatch`` the job *
 the caller reconciles by job name before any resubmit. :class:`SlurmError` means Slurm ran and
 refused; it carries Slurm's own message for the user.
 
-In ``run as user`` mode, build one client on a ``LocalTransport(run_as=...)`` for ``submit``
-and ``cancel`` and keep queries on the service account's client: the query commands start with
-``env`` (see :mod:`portal.slurm.commands`), which a sudoers rule naming sbatch/scancel does not
-allow.
+In ``run as user`` mode the client sits on a ``LocalTransport(run_as=...)``: sbatch and scancel
+run through ``sudo -n -u <user>``, every query keeps running as the portal's account.
 """
 
 from __future__ import annotations

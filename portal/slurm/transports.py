@@ -58,21 +58,30 @@ class Transport(Protocol):
         ...
 
 
+#: Programs a ``run_as`` transport runs through sudo: the ones that act for the user.
+SUDO_PROGRAMS: frozenset[str] = frozenset({"sbatch", "scancel"})
+
+
 class LocalTransport:
     """Run commands on this host with :mod:`subprocess` (no shell).
 
-    With ``run_as`` every command is prefixed with ``sudo -n -u <user> --``; ``-n`` makes sudo
-    fail at once instead of prompting, so a missing sudoers rule shows up as an error message.
+    With ``run_as``, the programs in ``sudo_programs`` (sbatch and scancel) are prefixed with
+    ``sudo -n -u <user> --``, so the job belongs to that user and a sudoers rule naming just
+    those two programs suffices; ``-n`` makes sudo fail at once instead of prompting. Read-only
+    queries (sacct, squeue, sinfo, scontrol) keep running as the portal's own account.
     """
 
-    def __init__(self, run_as: str | None = None) -> None:
+    def __init__(
+        self, run_as: str | None = None, sudo_programs: frozenset[str] = SUDO_PROGRAMS
+    ) -> None:
         self.run_as = run_as
+        self.sudo_programs = sudo_programs
 
     def command(self, argv: Sequence[str]) -> list[str]:
-        """The argv actually executed (with the sudo prefix when ``run_as`` is set)."""
+        """The argv actually executed (with the sudo prefix where it applies)."""
         if not argv:
             raise ValueError("empty command")
-        if self.run_as is None:
+        if self.run_as is None or argv[0] not in self.sudo_programs:
             return list(argv)
         return ["sudo", "-n", "-u", self.run_as, "--", *argv]
 
@@ -96,7 +105,7 @@ class LocalTransport:
             raise TransportError(f"{argv[0]} did not finish within {timeout:g} s") from exc
         except OSError as exc:
             raise TransportError(f"cannot run {command[0]}: {exc}") from exc
-        if self.run_as is not None and _sudo_command_not_found(done.returncode, done.stderr):
+        if command[0] == "sudo" and _sudo_command_not_found(done.returncode, done.stderr):
             raise TransportError(f"command not found through sudo: {argv[0]}")
         return CommandResult(done.returncode, done.stdout, done.stderr)
 

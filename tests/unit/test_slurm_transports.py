@@ -56,29 +56,28 @@ def test_empty_command_is_refused() -> None:
         LocalTransport().run([])
 
 
-def test_run_as_prefixes_sudo() -> None:
+def test_run_as_prefixes_sudo_for_sbatch_and_scancel_only() -> None:
     transport = LocalTransport(run_as="alice")
-    assert transport.command(["sbatch", "--parsable"]) == [
-        "sudo",
-        "-n",
-        "-u",
-        "alice",
-        "--",
-        "sbatch",
-        "--parsable",
-    ]
+    sudo = ["sudo", "-n", "-u", "alice", "--"]
+    assert transport.command(["sbatch", "--parsable"]) == [*sudo, "sbatch", "--parsable"]
+    assert transport.command(["scancel", "7_[1-3]"]) == [*sudo, "scancel", "7_[1-3]"]
+    query = ["env", "SLURM_BITSTR_LEN=0", "sacct", "-X"]
+    assert transport.command(query) == query  # queries stay with the portal's account
+    assert transport.command(["sinfo", "--version"]) == ["sinfo", "--version"]
 
 
 def test_run_as_really_runs_as_that_user() -> None:
     # Runs as root here (root may sudo to anyone); elsewhere a sudoers rule is needed.
     assert getpass.getuser() == "root", "this test needs root (or a sudoers rule for nobody)"
-    result = LocalTransport(run_as="nobody").run(["id", "-un"])
-    assert result.stdout.strip() == "nobody"
+    transport = LocalTransport(run_as="nobody", sudo_programs=frozenset({"id"}))
+    assert transport.run(["id", "-un"]).stdout.strip() == "nobody"
+    assert LocalTransport(run_as="nobody").run(["id", "-un"]).stdout.strip() == "root"
 
 
 def test_run_as_missing_command_is_a_transport_error() -> None:
+    transport = LocalTransport(run_as="nobody", sudo_programs=frozenset({"no-such-sbatch"}))
     with pytest.raises(TransportError, match="command not found through sudo"):
-        LocalTransport(run_as="nobody").run(["no-such-sbatch"])
+        transport.run(["no-such-sbatch"])
 
 
 # --------------------------------------------------------------------------- settings
