@@ -5,7 +5,7 @@
 locals {
   create_network = var.network.existing_subnet_id == null
   vpc_id         = local.create_network ? aws_vpc.cluster[0].id : data.aws_subnet.existing[0].vpc_id
-  vpc_cidr       = local.create_network ? aws_vpc.cluster[0].cidr_block : data.aws_subnet.existing[0].cidr_block
+  vpc_cidr       = local.create_network ? aws_vpc.cluster[0].cidr_block : data.aws_vpc.existing[0].cidr_block
   public_subnet  = local.create_network ? aws_subnet.public[0].id : var.network.existing_subnet_id
   private_subnet = local.create_network ? aws_subnet.private[0].id : var.network.existing_subnet_id
 }
@@ -13,6 +13,11 @@ locals {
 data "aws_subnet" "existing" {
   count = local.create_network ? 0 : 1
   id    = var.network.existing_subnet_id
+}
+
+data "aws_vpc" "existing" {
+  count = local.create_network ? 0 : 1
+  id    = data.aws_subnet.existing[0].vpc_id
 }
 
 resource "aws_vpc" "cluster" {
