@@ -170,28 +170,30 @@ def check_resources(
     if slurm is None:
         return res
     try:
-        partitions = slurm.sinfo().partitions
+        report = slurm.sinfo()
     except (SlurmError, TransportError) as exc:
         log.warning("partition limits unavailable: %s", exc)
         return res
-    chosen = _find_partition(partitions, partition)
+    chosen = _find_partition(report.partitions, partition)
     if chosen is None:
-        names = ", ".join(p.name for p in partitions) or "none"
+        names = ", ".join(p.name for p in report.partitions) or "none"
         raise SubmissionError(f"unknown partition {partition!r} (the cluster has: {names})")
-    if chosen.max_time_minutes is not None and res.time_minutes > chosen.max_time_minutes:
+    nodes = [n for n in report.nodes if chosen.name in n.partitions]
+    max_cpus = max((n.cpus for n in nodes), default=0)
+    if chosen.time_limit_minutes is not None and res.time_minutes > chosen.time_limit_minutes:
         raise SubmissionError(
             f"time limit {res.time_minutes} min is above partition {chosen.name}'s maximum of "
-            f"{chosen.max_time_minutes} min"
+            f"{chosen.time_limit_minutes} min"
         )
-    if chosen.max_cpus_per_node and res.cpus > chosen.max_cpus_per_node:
+    if max_cpus and res.cpus > max_cpus:
         raise SubmissionError(
             f"{res.cpus} CPUs per task is more than any node of partition {chosen.name} has "
-            f"({chosen.max_cpus_per_node})"
+            f"({max_cpus})"
         )
-    if chosen.max_memory_mb and res.mem_mb > chosen.max_memory_mb:
+    if chosen.max_node_memory_mb and res.mem_mb > chosen.max_node_memory_mb:
         raise SubmissionError(
             f"{res.mem_mb} MB per task is more than any node of partition {chosen.name} has "
-            f"({chosen.max_memory_mb} MB)"
+            f"({chosen.max_node_memory_mb} MB)"
         )
     return res
 

@@ -1,0 +1,185 @@
+"""The submission engine end to end on the real cluster: sweeps as ONE job array, the bulk
+sacct poller, idempotent submit, cancel, resubmit, export. The flow is the stand-in test double
+(tests/standin), which writes real OpenLane report files."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from portal import submissions as svc
+from portal.cluster import slurm_client
+from portal.export import build_bundle
+from portal.extensions import db
+from portal.models import AuditLog, Submission, User
+from portal.poller import Poller
+from tests.integration.engine_helpers import wait_final
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
+
+
+def owner() -> User:
+    return db.session.scalar(select(User).where(User.username == "ada"))
+
+
+def submit(app, repo, sweeps=(), sets=None, resources=None, after_sbatch=None) -> Submission:
+    request = svc.SubmissionRequest(
+        repo_url=repo,
+        ref="main",
+        design_path="designs/counter",
+        params=sets or {},
+        cli_sweeps=list(sweeps),
+        resources=resources or svc.Resources(time_minutes=10, mem_mb=256),
+    )
+    slurm = slurm_client(app.config)
+    plan = svc.plan_submission(request, app.config, slurm)
+    submission = svc.create_submission(plan, owner())
+    return svc.launch(submission, app.config, slurm, after_sbatch=after_sbatch)
+
+
+def squeue_names() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def test_six_point_sweep_is_one_array_and_collects_metrics(engine_app, example_repo):
+    sub = submit(engine_app, example_repo, ["CLOCK_PERIOD=10,20,30", "FP_CORE_UTIL=30,50"])
+    assert sub.state == "QUEUED", sub.error
+    assert len(sub.job_ids) == 1  # ONE array for six points
+    script = (Path(sub.run_dir) / "job.sbatch").read_text()
+    assert "#SBATCH --array=0-5" in script and f"olp-{sub.uuid}" in script
+    wait_final(engine_app, sub)
+    assert sub.state == "COMPLETED"
+    assert [t.state for t in sub.tasks] == ["COMPLETED"] * 6
+    assert all(t.exit_code == 0 and t.node for t in sub.tasks)
+    areas = {t.params["CLOCK_PERIOD"]: t.metrics["die_area_um2"] for t in sub.tasks}
+    assert all(area and area > 0 for area in areas.values())
+    assert sub.commit and len(sub.commit) == 40
+
+
+def test_crash_between_sbatch_and_commit_is_reconciled_without_duplicate(engine_app, example_repo):
+    class Crash(BaseException):
+        pass
+
+    def crash(job_id: str) -> None:
+        raise Crash(job_id)
+
+    with pytest.raises(Crash) as crashed:
+        submit(engine_app, example_repo, ["CLOCK_PERIOD=10,20"], after_sbatch=crash)
+    db.session.rollback()
+    sub = db.session.scalar(select(Submission).order_by(Submission.id.desc()))
+    assert sub.state == "SUBMITTING" and sub.job_ids == []
+    svc.reconcile_submitting(engine_app.config, slurm_client(engine_app.config))
+    db.session.refresh(sub)
+    assert sub.job_ids == [str(crashed.value.args[0])]  # adopted, not resubmitted
+    jobs = subprocess.run(
+        ["squeue", "-h", "-t", "all", "--name", sub.job_name, "-o", "%F"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert set(jobs) == {sub.job_ids[0]}  # one array job under that name
+    wait_final(engine_app, sub)
+    assert sub.state == "COMPLETED"
+
+
+def test_export_bundle_runs_with_plain_sbatch(engine_app, example_repo, tmp_path):
+    sub = submit(engine_app, example_repo, ["FP_CORE_UTIL=30,40"])
+    wait_final(engine_app, sub)
+    target = tmp_path / "unpacked" / "bundle-run"
+    bundle = tmp_path / "bundle.tar.gz"
+    assert build_bundle(sub, engine_app.config, bundle, run_dir=target) == target
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        assert not any("/.git" in n for n in names)
+        tar.extractall(target.parent, filter="data")
+    assert (target / "tasks" / "1").is_dir() and (target / "README.txt").is_file()
+    run = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "job.sbatch"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    for index in (0, 1):
+        assert (target / "tasks" / str(index) / "exit_code").read_text().strip() == "0"
+        assert list((target / "tasks" / str(index) / "runs").glob("*/reports/metrics.csv"))
+
+
+def test_two_pollers_only_one_active(engine_app, tmp_path):
+    slurm = slurm_client(engine_app.config)
+    first = Poller(engine_app, slurm, holder="poller-a")
+    second = Poller(engine_app, slurm, holder="poller-b")
+    results = {}
+    barrier = threading.Barrier(2)
+
+    def run(name: str, poller: Poller) -> None:
+        barrier.wait()
+        results[name] = poller.run_cycle()
+
+    threads = [threading.Thread(target=run, args=(n, p)) for n, p in (("a", first), ("b", second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    active = [name for name, stats in results.items() if stats is not None]
+    assert len(active) == 1
+    assert (first if active == ["a"] else second).run_cycle() is not None  # keeps the lease
+    assert (second if active == ["a"] else first).run_cycle() is None
+
+
+def test_bad_input_writes_and_submits_nothing(engine_app, example_repo, tmp_path):
+    before = set(squeue_names())
+    hostile = ["CLOCK_PERIOD=$(touch /tmp/olp-pwned)", "FP_CORE_UTIL=150", "NOT_A_PARAM=1"]
+    for bad in hostile:
+        with pytest.raises(svc.SubmissionError):
+            submit(engine_app, example_repo, sets=dict([bad.split("=", 1)]))
+    with pytest.raises(svc.SubmissionError, match="points"):
+        submit(engine_app, example_repo, ["CLOCK_PERIOD=1:100000:1"])
+    with pytest.raises(svc.SubmissionError, match="partition"):
+        submit(engine_app, example_repo, resources=svc.Resources(time_minutes=100000))
+    assert not Path("/tmp/olp-pwned").exists()
+    assert db.session.scalar(select(func.count(Submission.id))) == 0
+    assert db.session.scalar(select(func.count(AuditLog.id))) == 0
+    assert not Path(engine_app.config["RUN_ROOT"]).exists()
+    assert set(squeue_names()) == before
+
+
+def test_slurmctld_down_gives_submit_failed_then_retry_succeeds(engine_app, example_repo):
+    pid = int(Path("/run/slurmctld.pid").read_text())
+    subprocess.run(["kill", str(pid)], check=True)
+    for _ in range(100):
+        if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode:
+            break
+        time.sleep(0.1)
+    try:
+        request = svc.SubmissionRequest(
+            repo_url=example_repo,
+            design_path="designs/counter",
+            resources=svc.Resources(time_minutes=10, mem_mb=256),
+        )
+        slurm = slurm_client(engine_app.config)
+        plan = svc.plan_submission(request, engine_app.config, slurm)
+        sub = svc.create_submission(plan, owner())
+        svc.launch(sub, engine_app.config, slurm)
+        assert sub.state == "SUBMIT_FAILED"
+        assert "Slurm" in sub.error and sub.job_ids == []
+    finally:
+        subprocess.run(["/usr/sbin/slurmctld"], check=True)
+        for _ in range(100):
+            if (
+                "is UP"
+                in subprocess.run(["scontrol", "ping"], capture_output=True, text=True).stdout
+            ):
+                break
+            time.sleep(0.3)
+    svc.launch(sub, engine_app.config, slurm_client(engine_app.config))
+    assert sub.state == "QUEUED", sub.error
+    wait_final(engine_app, sub)
+    assert sub.state == "COMPLETED"
