@@ -224,6 +224,15 @@ def create_user(
     return user
 
 
+def change_email(user: User, email: str) -> str:
+    """Validate and set a new email for ``user`` (the caller commits); return it normalized."""
+    email = validate_email(email)
+    if any(other.id != user.id for other in users_by_email(email)):
+        raise AccountError(f"The email address {email!r} is already registered.", "email")
+    user.email = email
+    return email
+
+
 def set_notify(user: User, preference: str) -> None:
     """Set when ``user`` gets email about finished submissions (the caller commits)."""
     if preference not in NOTIFY_CHOICES:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import func, select
@@ -188,9 +186,8 @@ def test_reset_token_forged_expired_or_for_inactive_user(app):
     token = accounts.make_reset_token(user)
     with pytest.raises(AccountError, match="not valid"):
         accounts.verify_reset_token(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
-    time.sleep(1.1)
     with pytest.raises(AccountError, match="expired"):
-        accounts.verify_reset_token(token, max_age=0)
+        accounts.verify_reset_token(token, max_age=-1)  # older than allowed
     user.active = False
     db.session.commit()
     with pytest.raises(AccountError, match="not valid"):
@@ -213,14 +210,13 @@ def test_invite_tokens(app):
     with pytest.raises(AccountError, match="Invalid email"):
         accounts.make_invite_token("not-an-email")
     token = accounts.make_invite_token()
-    time.sleep(1.1)
     with pytest.raises(AccountError, match="expired"):
-        accounts.verify_invite_token(token, max_age=0)
+        accounts.verify_invite_token(token, max_age=-1)
     with pytest.raises(AccountError, match="not valid"):
         accounts.verify_invite_token("forged." + token)
 
 
-def test_signed_tokens_depend_on_the_secret_key(app, tmp_path):
+def test_signed_tokens_depend_on_the_secret_key(app):
     user = accounts.create_user("ada", "ada@example.org", GOOD_PASSWORD)
     token = accounts.make_reset_token(user)
     app.config["SECRET_KEY"] = "another secret"
