@@ -5,7 +5,7 @@ major.minor version, so :func:`available` checks both that it imports and that t
 match; the CLI path (:mod:`portal.slurm.commands`) is the one that must always work.
 
 Not installed here: PyPI has pyslurm builds for Slurm 25.11 only and Debian bookworm ships
-Slurm 22.05. :func:`task_row_from_pyslurm` is therefore unit-tested against recorded plain
+Slurm 22.05. :func:`rows_from_pyslurm_job` is therefore unit-tested against recorded plain
 dicts shaped like the records of pyslurm's classic ``pyslurm.job().get()`` API (one dict per
 job: ``job_id``, ``array_job_id``, ``array_task_id``, ``array_task_str``, ``job_state``,
 ``exit_code`` as ``"3:0"``, ``nodes``, ``start_time``/``end_time`` as epoch seconds, ``run_time``,
@@ -89,18 +89,18 @@ def _cluster_version(transport: Transport) -> str | None:
         return None
 
 
-def task_rows_from_pyslurm(
+def rows_from_pyslurm_jobs(
     jobs: Mapping[Any, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
 ) -> list[TaskRow]:
     """Convert pyslurm job records (a ``{job_id: record}`` dict or any iterable of records)."""
     records = jobs.values() if isinstance(jobs, Mapping) else jobs
     rows: list[TaskRow] = []
     for record in records:
-        rows.extend(task_row_from_pyslurm(record))
+        rows.extend(rows_from_pyslurm_job(record))
     return rows
 
 
-def task_row_from_pyslurm(job: Mapping[str, Any]) -> list[TaskRow]:
+def rows_from_pyslurm_job(job: Mapping[str, Any]) -> list[TaskRow]:
     """One pyslurm job record -> its task rows (a pending array record gives one per index)."""
     raw_id = str(job["job_id"])
     array_id = job.get("array_job_id")

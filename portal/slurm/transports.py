@@ -258,7 +258,8 @@ def _drain(channel: paramiko.Channel, deadline: float) -> tuple[str, str]:
             out.append(channel.recv(65536))
         while channel.recv_stderr_ready():
             err.append(channel.recv_stderr(65536))
-        if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
+        finished = channel.eof_received or channel.closed
+        if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -20,8 +20,8 @@ from portal.slurm import pyslurm_backend
 from portal.slurm.pyslurm_backend import (
     available,
     major_minor,
-    task_row_from_pyslurm,
-    task_rows_from_pyslurm,
+    rows_from_pyslurm_job,
+    rows_from_pyslurm_jobs,
     versions_match,
 )
 from portal.slurm.testing import ScriptedTransport, recorded_result
@@ -32,11 +32,11 @@ JOBS = json.loads((DATA / "pyslurm_jobs.json").read_text())
 
 
 def rows_by_task() -> dict[tuple[str, int | None], object]:
-    return {(row.job_id, row.task_index): row for row in task_rows_from_pyslurm(JOBS)}
+    return {(row.job_id, row.task_index): row for row in rows_from_pyslurm_jobs(JOBS)}
 
 
 def test_pending_array_record_expands_to_one_row_per_task() -> None:
-    rows = task_row_from_pyslurm(JOBS["45"])  # array_task_str "2,4,6-9%2"
+    rows = rows_from_pyslurm_job(JOBS["45"])  # array_task_str "2,4,6-9%2"
     assert [row.task_index for row in rows] == [2, 4, 6, 7, 8, 9]
     first = rows[0]
     assert (first.job_id, first.raw_job_id, first.state) == ("45", "45", "PENDING")
@@ -79,8 +79,8 @@ def test_plain_job_record() -> None:
 
 
 def test_records_as_dict_or_iterable_give_the_same_rows() -> None:
-    assert task_rows_from_pyslurm(JOBS) == task_rows_from_pyslurm(list(JOBS.values()))
-    assert len(task_rows_from_pyslurm(JOBS)) == 9 + 6  # 9 task/job records + 6 pending tasks
+    assert rows_from_pyslurm_jobs(JOBS) == rows_from_pyslurm_jobs(list(JOBS.values()))
+    assert len(rows_from_pyslurm_jobs(JOBS)) == 9 + 6  # 9 task/job records + 6 pending tasks
 
 
 @pytest.mark.parametrize(
