@@ -113,7 +113,7 @@ class SlurmClient:
         records jobs asynchronously) are looked up with one squeue call. If slurmdbd is down,
         :class:`SlurmError` is raised: the caller must keep the states it has.
         """
-        ids = sorted(set(job_ids), key=int)
+        ids = sorted(set(job_ids), key=_job_sort_key)
         if not ids:
             return []
         argv = commands.sacct_argv(ids, since=since)
@@ -126,7 +126,7 @@ class SlurmClient:
         rows = commands.parse_sacct(result.stdout)
         missing = set(ids) - {row.job_id for row in rows}
         if missing:
-            rows.extend(self._squeue_quietly(sorted(missing, key=int)))
+            rows.extend(self._squeue_quietly(sorted(missing, key=_job_sort_key)))
         return rows
 
     def _squeue(self, job_ids: Sequence[str] = (), names: Sequence[str] = ()) -> list[TaskRow]:
