@@ -26,11 +26,12 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from limits import parse_many
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal import accounts
 from portal.accounts import AccountError
 from portal.extensions import db
-from portal.models import Outbox, Role, User
+from portal.models import Role, User
 from portal.web import home_url, limiter
 from portal.web.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
 
@@ -43,25 +44,17 @@ _LOCKOUT_NAMESPACE = "login-lockout"
 
 
 def send_mail(recipient: str, subject: str, body_text: str, dedupe_key: str) -> None:
-    """Queue an email through the outbox (portal.notify delivers and retries it)."""
-    from portal import notify  # imported late: the mail layer is written alongside
+    """Queue an email in the outbox (portal.notify delivers and retries it).
 
-    enqueue = getattr(notify, "enqueue_mail", None)
-    if enqueue is not None:
-        enqueue(recipient, subject, body_text, None, dedupe_key=dedupe_key)
-    else:  # TEMPORARY until portal.notify.enqueue_mail exists: queue the same outbox row
-        exists = db.session.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key))
-        if exists is None:
-            db.session.add(
-                Outbox(
-                    dedupe_key=dedupe_key,
-                    recipient=recipient,
-                    subject=subject,
-                    body_text=body_text,
-                    status="queued",
-                )
-            )
-    db.session.commit()
+    A message with the same ``dedupe_key`` is queued only once, also under a race.
+    """
+    from portal.notify import enqueue_mail  # imported late: the mail layer loads after the web
+
+    enqueue_mail(recipient, subject, body_text, None, dedupe_key=dedupe_key)
+    try:
+        db.session.commit()
+    except IntegrityError:  # a concurrent request queued the same message first
+        db.session.rollback()
 
 
 def site_url(endpoint: str, **values: Any) -> str:
