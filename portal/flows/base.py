@@ -137,6 +137,11 @@ class DesignConfig:
         return str(value) if isinstance(value, str) and value else self.design_dir.name
 
     @property
+    def assigned(self) -> frozenset[str]:
+        """Every variable the file sets somewhere (resolved or not, any pdk::/scl:: block)."""
+        return frozenset(name for name, _line in self.names) | frozenset(self.values)
+
+    @property
     def file_name(self) -> str:
         """The config file's path relative to the design folder (usually ``config.json``)."""
         try:

@@ -76,6 +76,7 @@ def test_spm_values_for_sky130a_hd():
     assert values["FP_PDN_VPITCH"] == 30
     assert values["FP_PDN_SKIPTRIM"] is True
     assert "MAX_FANOUT_CONSTRAINT" not in values  # only in the scl::sky130_fd_sc_ls block
+    assert "MAX_FANOUT_CONSTRAINT" in design.assigned  # ... which the file does set
     assert values["PNR_SDC_FILE"] == str(CONFIGS / "src" / "spm.sdc")
     assert values["FP_PIN_ORDER_CFG"] == str(CONFIGS / "pin_order.cfg")
     assert design.lines["DESIGN_NAME"] == 3
@@ -117,6 +118,7 @@ def test_xtea_tcl_values_and_unresolved_parts():
     assert ("if", 11) in unresolved
     assert ("source", 12) in unresolved
     assert design.errors == []
+    assert {"DESIGN_NAME", "CLOCK_NET", "SDC_FILE"} <= design.assigned
 
 
 def test_check_config_reports_typos_deprecations_and_removals():
