@@ -17,7 +17,8 @@ MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application (the app factory)."""
     instance = os.environ.get("PORTAL_INSTANCE_PATH")
-    app = Flask(__name__, instance_path=instance or None, instance_relative_config=True)
+    instance_path = str(Path(instance).resolve()) if instance else None
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(load_settings(Path(app.instance_path), overrides))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     db.init_app(app)

@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "PDK": "sky130A",
     "STD_CELL_LIBRARY": "sky130_fd_sc_hd",
     "FLOW_EXECUTABLE_OVERRIDE": None,
+    "OPENLANE1_EXECUTABLE": "flow.tcl",
+    "OPENLANE2_EXECUTABLE": "openlane",
+    "LIBRELANE_EXECUTABLE": "librelane",
+    "OPENLANE1_IGNORE_MISMATCHES": False,
     # Policy
     "MAX_SWEEP_POINTS": 10000,
     "APPROVAL_CORE_HOURS": 500.0,
@@ -94,6 +98,10 @@ DOCS: dict[str, str] = {
     "STD_CELL_LIBRARY": "Default standard-cell library.",
     "FLOW_EXECUTABLE_OVERRIDE": "Run this executable instead of the flow (the test double "
     "in demos and tests); the UI says so plainly.",
+    "OPENLANE1_EXECUTABLE": "OpenLane 1's entry point inside its image.",
+    "OPENLANE2_EXECUTABLE": "OpenLane 2's entry point inside its image.",
+    "LIBRELANE_EXECUTABLE": "LibreLane's entry point inside its image.",
+    "OPENLANE1_IGNORE_MISMATCHES": "Pass -ignore_mismatches to flow.tcl (tool version checks).",
     "MAX_SWEEP_POINTS": "Largest sweep accepted.",
     "APPROVAL_CORE_HOURS": "Submissions costing more core-hours wait for an admin.",
     "APPROVAL_ARRAY_SIZE": "Submissions with more tasks wait for an admin.",

@@ -113,13 +113,13 @@ def poll_once(slurm: SlurmClient) -> CycleStats:
     if changes:
         db.session.execute(update(Task), changes)
     stats.tasks_changed = len(changes)
-    stats.submissions_changed = _update_submissions(touched)
+    stats.submissions_changed = update_submission_states(touched)
     db.session.commit()
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _update_submissions(submission_ids: set[int]) -> int:
+def update_submission_states(submission_ids: set[int]) -> int:
     """Derive each touched submission's state from all its tasks; queue mail when it ends."""
     if not submission_ids:
         return 0

@@ -326,7 +326,7 @@ def stage(
     (run_dir / "logs").mkdir(exist_ok=True)
     # An OpenLane matrix's `preload` values sit beneath the design's own config.
     defaults = (submission.sweep_spec or {}).get("preload") or {}
-    beneath = {k: v for k, v in defaults.items() if k not in design.values}
+    beneath = {k: v for k, v in defaults.items() if k not in design.assigned}
     for task in submission.tasks:
         task_dir = run_dir / "tasks" / str(task.index)
         task_dir.mkdir(parents=True, exist_ok=True)
@@ -600,8 +600,21 @@ def cancel(
                 by_job.setdefault(task.array_job_id, []).append(task.array_index)
         for job_id, array_indices in by_job.items():
             slurm.cancel(job_id, None if wanted is None else sorted(array_indices))
+        _mark_pending_cancelled(submission, wanted)
     audit("submission.cancel", actor=actor, submission=submission, tasks=indices)
     db.session.commit()
+
+
+def _mark_pending_cancelled(submission: Submission, wanted: set[int] | None) -> None:
+    """Slurm forgets array tasks cancelled while pending (neither sacct nor squeue shows them),
+    so the canceller records them; running ones are left to the poller."""
+    from portal.poller import update_submission_states
+
+    for task in submission.tasks:
+        if task.state == PENDING and (wanted is None or task.index in wanted):
+            task.state = "CANCELLED"
+            task.ended_at = utcnow()
+    update_submission_states({submission.id})
 
 
 def resubmit_failed(

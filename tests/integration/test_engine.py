@@ -19,7 +19,7 @@ from portal.export import build_bundle
 from portal.extensions import db
 from portal.models import AuditLog, Submission, User
 from portal.poller import Poller
-from tests.integration.engine_helpers import wait_final
+from tests.integration.engine_helpers import wait_final, wait_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -183,3 +183,53 @@ def test_slurmctld_down_gives_submit_failed_then_retry_succeeds(engine_app, exam
     assert sub.state == "QUEUED", sub.error
     wait_final(engine_app, sub)
     assert sub.state == "COMPLETED"
+
+
+WRAPPER = Path(__file__).resolve().parents[1] / "standin" / "fail_some_tasks.sh"
+
+
+def test_failed_tasks_then_resubmit_only_those_as_one_array(engine_app, example_repo, monkeypatch):
+    engine_app.config["FLOW_EXECUTABLE_OVERRIDE"] = str(WRAPPER)
+    monkeypatch.setenv("OLP_TEST_FAIL_TASKS", "1,3")
+    sub = submit(engine_app, example_repo, ["CLOCK_PERIOD=10,15,20,25"])
+    wait_final(engine_app, sub)
+    assert sub.state == "PARTIAL"
+    assert [(t.state, t.exit_code) for t in sub.tasks] == [
+        ("COMPLETED", 0),
+        ("FAILED", 3),
+        ("COMPLETED", 0),
+        ("FAILED", 3),
+    ]
+    monkeypatch.delenv("OLP_TEST_FAIL_TASKS")
+    first_job = sub.job_ids[0]
+    assert svc.resubmit_failed(sub, engine_app.config, slurm_client(engine_app.config)) == [1, 3]
+    assert len(sub.job_ids) == 2  # ONE new array
+    script = (Path(sub.run_dir) / "resubmit-1.sbatch").read_text()
+    assert "#SBATCH --array=1,3\n" in script
+    assert [t.array_job_id for t in sub.tasks] == [
+        first_job,
+        sub.job_ids[1],
+        first_job,
+        sub.job_ids[1],
+    ]
+    wait_final(engine_app, sub)
+    assert sub.state == "COMPLETED"
+    assert all(t.state == "COMPLETED" and t.metrics for t in sub.tasks)
+
+
+def test_cancel_running_array(engine_app, example_repo, monkeypatch):
+    monkeypatch.setenv("OPENLANE_STANDIN_SLEEP", "120")
+    sub = submit(engine_app, example_repo, ["FP_CORE_UTIL=30,40,50"])
+    wait_state(engine_app, sub, {"RUNNING"})
+    svc.cancel(sub, slurm_client(engine_app.config))
+    wait_final(engine_app, sub, timeout=60)
+    assert sub.state == "CANCELLED"
+    assert {t.state for t in sub.tasks} == {"CANCELLED"}
+
+
+def test_too_short_time_limit_times_out(engine_app, example_repo, monkeypatch):
+    monkeypatch.setenv("OPENLANE_STANDIN_SLEEP", "400")
+    sub = submit(engine_app, example_repo, resources=svc.Resources(time_minutes=1, mem_mb=256))
+    wait_final(engine_app, sub, timeout=300)
+    assert [t.state for t in sub.tasks] == ["TIMEOUT"]
+    assert sub.state == "FAILED"
