@@ -1,9 +1,9 @@
-"""Job-array emails through the outbox, a real SQLite database and a real SMTP server.
+"""Job-array emails through the outbox, a real database and a real SMTP server.
 
-The SMTP server is aiosmtpd on loopback (``tests/fixtures/smtp.py``); "SMTP down" means its
-port really refuses connections. Metrics are the real OpenLane 2 ``spm`` run from
-``shared/data`` and hand-picked variations of it (the Pareto front is worked out by hand in
-:func:`sweep`).
+Every test runs on SQLite and on a throwaway PostgreSQL server. The SMTP server is aiosmtpd on
+loopback (``tests/fixtures/smtp.py``); "SMTP down" means its port really refuses connections.
+Metrics are the real OpenLane 2 ``spm`` run from ``shared/data`` and hand-picked variations of
+it (the Pareto front is worked out by hand in :func:`make_sweep`).
 """
 
 from __future__ import annotations
@@ -44,18 +44,27 @@ from portal.notify import (
     start_sender,
 )
 from tests.conftest import REPO_ROOT
+from tests.fixtures.postgres import create_database, postgres_server  # noqa: F401
 from tests.fixtures.smtp import smtp_server  # noqa: F401
 
 SITE = "https://portal.example.org"
 T0 = datetime(2024, 7, 1, 12, 0, 0)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'portal.db'}"
+    base = request.getfixturevalue("postgres_server")
+    return create_database(base, f"olp_mail_{tmp_path.name[-20:].lower().replace('-', '_')}")
+
+
 @pytest.fixture
-def settings(tmp_path, smtp_server, monkeypatch):  # noqa: F811
+def settings(tmp_path, smtp_server, monkeypatch, database_url):  # noqa: F811
     instance = tmp_path / "instance"
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(instance))
     return {
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'portal.db'}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "RUN_ROOT": str(tmp_path / "runs"),
         "SECRET_KEY": "test-secret",
         "SITE_URL": SITE,
