@@ -45,7 +45,7 @@ from portal.notify import (
 )
 from tests.conftest import REPO_ROOT
 from tests.fixtures.postgres import create_database, postgres_server  # noqa: F401
-from tests.fixtures.smtp import smtp_server  # noqa: F401
+from tests.fixtures.smtp import SmtpServer, make_certificate, smtp_server  # noqa: F401
 
 SITE = "https://portal.example.org"
 T0 = datetime(2024, 7, 1, 12, 0, 0)
@@ -630,3 +630,64 @@ def test_send_test_email_reports_the_server_answer(app, smtp_server):  # noqa: F
     smtp_server.stop()
     with pytest.raises(MailError, match="Connection refused"):
         send_test_email("admin@example.org")
+
+
+# --------------------------------------------------------------------------- STARTTLS + AUTH
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    server = SmtpServer(tls=make_certificate(tmp_path), credentials=("portal", "s3cret pass"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def tls_app(settings, server: SmtpServer, **overrides):
+    config = {
+        **settings,
+        "MAIL_PORT": server.port,
+        "MAIL_USE_TLS": True,
+        "MAIL_USERNAME": "portal",
+        "MAIL_PASSWORD": None,
+        "MAIL_TLS_CA_FILE": str(server.tls[0]),
+        **overrides,
+    }
+    return create_app(config)
+
+
+def test_starttls_and_login_with_the_password_from_the_environment(
+    settings, tls_server, monkeypatch
+):
+    monkeypatch.setenv("PORTAL_MAIL_PASSWORD", "s3cret pass")
+    app = tls_app(settings, tls_server)
+    with app.app_context():
+        upgrade()
+        send_test_email("admin@example.org")
+        enqueue_mail("ada@example.org", "over TLS", "body")
+        db.session.commit()
+        assert send_pending()["sent"] == 1
+        db.session.remove()
+        db.engine.dispose()
+    received = tls_server.received()
+    assert [r.message["Subject"] for r in received] == [
+        "[OpenLane Portal] Test email",
+        "over TLS",
+    ]
+    assert all(r.tls and r.authenticated for r in received)
+
+
+def test_tls_certificate_is_verified(settings, tls_server, monkeypatch):
+    monkeypatch.setenv("PORTAL_MAIL_PASSWORD", "s3cret pass")
+    app = tls_app(settings, tls_server, MAIL_TLS_CA_FILE=None)  # system CAs: self-signed fails
+    with app.app_context(), pytest.raises(MailError, match="CERTIFICATE_VERIFY_FAILED"):
+        send_test_email("admin@example.org")
+    assert tls_server.received() == []
+
+
+def test_wrong_password_is_reported(settings, tls_server, monkeypatch):
+    monkeypatch.setenv("PORTAL_MAIL_PASSWORD", "wrong")
+    app = tls_app(settings, tls_server)
+    with app.app_context(), pytest.raises(MailError, match="535"):
+        send_test_email("admin@example.org")
+    assert tls_server.received() == []
