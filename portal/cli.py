@@ -569,12 +569,14 @@ def poll(app: Flask, once: bool) -> None:
 @main.command()
 @click.argument("ident")
 @click.option(
-    "--objectives", default="die_area_um2:min,power_total_w:min,setup_ws_ns:max", show_default=True
+    "--objectives",
+    help="e.g. area:min,setup_ws:max (default: area, power, setup slack and wirelength, "
+    "those the tasks measured)",
 )
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @with_app
-def results(app: Flask, ident: str, objectives: str, as_csv: bool, as_json: bool) -> None:
+def results(app: Flask, ident: str, objectives: str | None, as_csv: bool, as_json: bool) -> None:
     """The sweep's design features with the Pareto front and the best point per objective."""
     from portal.results import ResultsError, results_table
 
@@ -692,3 +694,7 @@ def mail_flush(app: Flask) -> None:
     from portal.notify import flush_outbox
 
     click.echo(json.dumps(flush_outbox()))
+
+
+if __name__ == "__main__":
+    main()

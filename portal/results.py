@@ -12,7 +12,9 @@ from portal.dse import best_per_objective, pareto_front, parse_objectives
 from portal.flows.features import FIELDS
 from portal.models import Submission
 
-DEFAULT_OBJECTIVES = "die_area_um2:min,power_total_w:min,setup_ws_ns:max"
+#: Objectives used when none are given, kept only where some completed task measured them
+#: (OpenLane 1 reports often lack power and post-route slack).
+DEFAULT_OBJECTIVES = "die_area_um2:min,power_total_w:min,setup_ws_ns:max,wirelength_um:min"
 #: Feature columns shown by default (the rest stay in the JSON).
 SUMMARY_FIELDS = (
     "die_area_um2",
@@ -104,10 +106,13 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def results_table(submission: Submission, objectives: str = DEFAULT_OBJECTIVES) -> ResultsTable:
-    """Build the table for ``submission``; objectives like ``area:min,setup_ws:max``."""
+def results_table(submission: Submission, objectives: str | None = None) -> ResultsTable:
+    """Build the table for ``submission``; objectives like ``area:min,setup_ws:max``.
+
+    Without objectives, :data:`DEFAULT_OBJECTIVES` that the finished tasks measured are used.
+    """
     try:
-        parsed = parse_objectives(objectives)
+        parsed = parse_objectives(objectives or DEFAULT_OBJECTIVES)
     except ValueError as exc:
         raise ResultsError(str(exc)) from None
     params: list[str] = []
@@ -124,6 +129,9 @@ def results_table(submission: Submission, objectives: str = DEFAULT_OBJECTIVES) 
             }
         )
     scored = [(row["metrics"] or {}) if row["state"] == "COMPLETED" else {} for row in rows]
+    if objectives is None:
+        measured = {k: v for k, v in parsed.items() if any(r.get(k) is not None for r in scored)}
+        parsed = measured or parsed
     front = [rows[i]["index"] for i in pareto_front(scored, parsed)]
     best = {name: rows[i]["index"] for name, i in best_per_objective(scored, parsed).items()}
     return ResultsTable(params, rows, dict(parsed), front, best)
