@@ -63,7 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_USERNAME": None,
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": "openlane-portal@localhost",
-    "MAIL_MAX_TRIES": 8,
+    "MAIL_MAX_TRIES": 12,
+    "MAIL_SEND_INTERVAL_SECONDS": 10,
+    "MAIL_RETRY_BASE_SECONDS": 30,
+    "MAIL_RETRY_MAX_SECONDS": 3600,
+    "MAIL_TIMEOUT": 30,
+    "MAIL_LEASE_SECONDS": 300,
+    "MAIL_TLS_CA_FILE": None,
     # Accounts
     "REGISTRATION": "admin-activated",
 }
@@ -117,6 +123,12 @@ DOCS: dict[str, str] = {
     "MAIL_PASSWORD": "SMTP password (set it through the environment).",
     "MAIL_DEFAULT_SENDER": "From address.",
     "MAIL_MAX_TRIES": "Delivery attempts before a message is given up.",
+    "MAIL_SEND_INTERVAL_SECONDS": "Seconds between mail sending cycles.",
+    "MAIL_RETRY_BASE_SECONDS": "First retry delay; doubles after each failed try.",
+    "MAIL_RETRY_MAX_SECONDS": "Upper limit of the retry delay.",
+    "MAIL_TIMEOUT": "SMTP socket timeout in seconds.",
+    "MAIL_LEASE_SECONDS": "Length of the lease that keeps one mail sender active.",
+    "MAIL_TLS_CA_FILE": "CA bundle to check the SMTP server's certificate (system CAs if empty).",
     "REGISTRATION": "open | invite-only | admin-activated.",
 }
 

@@ -180,15 +180,16 @@ def queue_submission_mail(submission: Submission) -> Outbox | None:
 
     Only for the terminal states COMPLETED, FAILED, PARTIAL and CANCELLED; respects
     ``submission.notify`` and the owner's preference (``failure`` skips COMPLETED). One email
-    per terminal state: the dedupe key is ``submission:<uuid>:<state>``. Returns the row or
-    None when nothing was queued.
+    per terminal state and round: the dedupe key is ``submission:<uuid>:<state>:<arrays>``
+    (arrays submitted so far). Returns the row or None when nothing was queued.
     """
     state = str(submission.state)
     if state not in TERMINAL_STATES:
         return None
     if not _wants_mail(submission, bad_news=state != "COMPLETED"):
         return None
-    key = f"submission:{submission.uuid}:{state}"
+    # One email per terminal state per round (a resubmission of failed tasks is a new round).
+    key = f"submission:{submission.uuid}:{state}:{len(submission.job_ids)}"
     if not _prepare(submission, key):
         return None
     subject, text, html = build_submission_mail(submission, _site_url())

@@ -26,6 +26,7 @@ from portal import leases
 from portal.collect import collect_task_metrics
 from portal.extensions import db
 from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionState, Task, utcnow
+from portal.notify import queue_submission_mail
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.states import TERMINAL, derive_submission_state, is_terminal
 from portal.slurm.transports import TransportError
@@ -139,16 +140,8 @@ def update_submission_states(submission_ids: set[int]) -> int:
         changed += 1
         if derived in FINAL_STATES:
             submission.finished_at = utcnow()
-            _queue_completion_mail(submission)
+            queue_submission_mail(submission)
     return changed
-
-
-def _queue_completion_mail(submission: Submission) -> None:
-    from portal import notify
-
-    queue = getattr(notify, "queue_submission_mail", None)
-    if queue is not None:
-        queue(submission)
 
 
 def find_stuck(older_than: timedelta = STUCK_AFTER) -> list[Submission]:

@@ -32,9 +32,7 @@ def start_scheduler(app: Flask, poller: Poller) -> BackgroundScheduler:
         coalesce=True,
         next_run_time=None,
     )
-    start_sender = getattr(notify, "start_sender", None)
-    if start_sender is not None:
-        start_sender(app, scheduler)
+    notify.start_sender(app, scheduler)
     scheduler.start()
     scheduler.modify_job("poll", next_run_time=_now())
     return scheduler

@@ -35,6 +35,7 @@ from portal.flows.base import Flow, FlowError
 from portal.flows.registry import get_flow
 from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
 from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
+from portal.notify import queue_decision_mail
 from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.states import PENDING, is_terminal
@@ -541,7 +542,7 @@ def approve(
     submission.state = SubmissionState.STAGING
     submission.decided_by_id = admin.id
     audit("submission.approve", actor=admin, submission=submission)
-    _queue_decision_mail(submission, approved=True)
+    queue_decision_mail(submission, approved=True)
     db.session.commit()
     return launch(submission, settings, slurm)
 
@@ -556,17 +557,9 @@ def reject(submission: Submission, admin: User, reason: str) -> Submission:
     submission.decision_reason = reason.strip()
     submission.finished_at = utcnow()
     audit("submission.reject", actor=admin, submission=submission, reason=reason.strip())
-    _queue_decision_mail(submission, approved=False)
+    queue_decision_mail(submission, approved=False)
     db.session.commit()
     return submission
-
-
-def _queue_decision_mail(submission: Submission, *, approved: bool) -> None:
-    from portal import notify
-
-    queue = getattr(notify, "queue_decision_mail", None)
-    if queue is not None:
-        queue(submission, approved=approved)
 
 
 def _require_state(submission: Submission, *states: SubmissionState) -> None:

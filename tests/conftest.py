@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.gitdaemon", "tests.integration.engine_helpers"]
+pytest_plugins = [
+    "tests.fixtures.gitdaemon",
+    "tests.fixtures.smtp",
+    "tests.integration.engine_helpers",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -233,3 +233,27 @@ def test_too_short_time_limit_times_out(engine_app, example_repo, monkeypatch):
     wait_final(engine_app, sub, timeout=300)
     assert [t.state for t in sub.tasks] == ["TIMEOUT"]
     assert sub.state == "FAILED"
+
+
+def test_array_end_email_from_a_real_sweep(engine_app, example_repo, monkeypatch, smtp_server):
+    engine_app.config.update(MAIL_SERVER=smtp_server.host, MAIL_PORT=smtp_server.port)
+    engine_app.extensions["mail"].server = smtp_server.host
+    engine_app.extensions["mail"].port = smtp_server.port
+    engine_app.config["FLOW_EXECUTABLE_OVERRIDE"] = str(WRAPPER)
+    monkeypatch.setenv("OLP_TEST_FAIL_TASKS", "2")
+    sub = submit(engine_app, example_repo, ["CLOCK_PERIOD=10,20,30"])
+    wait_final(engine_app, sub)
+    assert sub.state == "PARTIAL"
+    from portal.notify import send_pending
+
+    assert send_pending()["sent"] == 1
+    [received] = smtp_server.received()
+    message = received.message
+    assert received.rcpt_tos == ("ada@example.org",)
+    assert "PARTIAL" in message["Subject"] and "2 of 3" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "COMPLETED 2, FAILED 1" in text
+    assert "injected failure of task 2" in text  # the failed task's log tail
+    assert f"/submissions/{sub.uuid}" in text and f"/submissions/{sub.uuid}" in html
+    assert send_pending()["sent"] == 0  # exactly one email

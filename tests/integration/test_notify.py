@@ -208,7 +208,10 @@ def html_rows(html: str) -> dict[int, str]:
 def test_array_end_mail_is_delivered_with_results_logs_and_layout(app, sweep, smtp_server):  # noqa: F811
     finish(sweep, "PARTIAL")
     row = queue_submission_mail(sweep)
-    assert row is not None and row.dedupe_key == f"submission:{sweep.uuid}:PARTIAL"
+    assert (
+        row is not None
+        and row.dedupe_key == f"submission:{sweep.uuid}:PARTIAL:{len(sweep.job_ids)}"
+    )
     assert committed_outbox_count() == 0  # in the caller's transaction, not committed
     db.session.commit()
     assert committed_outbox_count() == 1
@@ -541,7 +544,10 @@ def test_one_mail_per_terminal_state(app, sweep):
     assert queue_submission_mail(sweep) is not None
     db.session.commit()
     keys = [r.dedupe_key for r in outbox_rows()]
-    assert keys == [f"submission:{sweep.uuid}:PARTIAL", f"submission:{sweep.uuid}:COMPLETED"]
+    assert keys == [
+        f"submission:{sweep.uuid}:PARTIAL:{len(sweep.job_ids)}",
+        f"submission:{sweep.uuid}:COMPLETED:{len(sweep.job_ids)}",
+    ]
 
 
 def test_unique_key_backs_up_a_concurrent_duplicate(app):

@@ -15,7 +15,6 @@ from portal.gitpolicy import GitURLError, RepoURL, check_repo_url
 from portal.staging import StagedRepo, StagingError, stage_repository
 
 pytest.register_assert_rewrite("tests.fixtures.gitdaemon")
-pytest_plugins = ["tests.fixtures.gitdaemon"]  # the git_daemon fixture
 
 from tests.fixtures.gitdaemon import (  # noqa: E402
     GitServer,
