@@ -31,7 +31,7 @@ Layout thumbnail
     submission's run directory (:func:`portal.mailcontent.render_thumbnail`); when that is no
     longer possible the image block is removed from the HTML and the mail goes out without it.
 
-Settings (read with the defaults in :data:`DEFAULTS` when absent from the config):
+Settings (defaults and meanings in portal/config.py):
 ``MAIL_SEND_INTERVAL_SECONDS``, ``MAIL_RETRY_BASE_SECONDS``, ``MAIL_RETRY_MAX_SECONDS``,
 ``MAIL_TIMEOUT``, ``MAIL_LEASE_SECONDS``, ``MAIL_TLS_CA_FILE`` and Flask-Mail's ``MAIL_*``.
 TLS (``MAIL_USE_TLS`` = STARTTLS, ``MAIL_USE_SSL`` = SMTPS) verifies the server certificate
@@ -75,16 +75,6 @@ from portal.models import Outbox, Submission, utcnow
 
 log = logging.getLogger(__name__)
 
-#: Settings this module reads, with the values used when the config lacks them.
-DEFAULTS: dict[str, Any] = {
-    "MAIL_SEND_INTERVAL_SECONDS": 10,
-    "MAIL_RETRY_BASE_SECONDS": 30,
-    "MAIL_RETRY_MAX_SECONDS": 3600,
-    "MAIL_TIMEOUT": 30,
-    "MAIL_LEASE_SECONDS": 300,
-    "MAIL_TLS_CA_FILE": None,
-    "MAIL_MAX_TRIES": 8,
-}
 LEASE_NAME = "mailer"
 JOB_ID = "portal-mail-sender"
 #: Message parts use quoted-printable (7-bit safe) whatever the server supports.
@@ -102,15 +92,14 @@ class MailError(Exception):
 def init_mail(app: Flask) -> None:
     """Bind Flask-Mail to ``app`` (SMTP host, port, STARTTLS/SSL, user and password from the
     ``MAIL_*`` settings; the password normally comes from ``PORTAL_MAIL_PASSWORD``)."""
-    for name, value in DEFAULTS.items():
-        app.config.setdefault(name, value)
     if not app.config.get("MAIL_PASSWORD") and os.environ.get("PORTAL_MAIL_PASSWORD"):
         app.config["MAIL_PASSWORD"] = os.environ["PORTAL_MAIL_PASSWORD"]
     mail.init_app(app)
 
 
 def _setting(name: str) -> Any:
-    return current_app.config.get(name, DEFAULTS.get(name))
+    """A MAIL_* setting (defaults and meanings live in portal/config.py)."""
+    return current_app.config[name]
 
 
 # --------------------------------------------------------------------------- queueing
@@ -531,9 +520,7 @@ def run_sender_cycle(app: Flask, holder: str | None = None) -> Counts:
 def start_sender(app: Flask, scheduler: BaseScheduler) -> Job:
     """Register :func:`run_sender_cycle` on ``scheduler`` every ``MAIL_SEND_INTERVAL_SECONDS``
     (the caller starts the scheduler). Registering again replaces the job."""
-    seconds = float(
-        app.config.get("MAIL_SEND_INTERVAL_SECONDS", DEFAULTS["MAIL_SEND_INTERVAL_SECONDS"])
-    )
+    seconds = float(app.config["MAIL_SEND_INTERVAL_SECONDS"])
     return scheduler.add_job(
         run_sender_cycle,
         trigger="interval",
