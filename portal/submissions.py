@@ -263,7 +263,16 @@ def launch(
     *,
     after_sbatch: Callable[[str], None] | None = None,
 ) -> Submission:
-    """Stage, render and submit. Failures end in SUBMIT_FAILED (retryable) with the reason."""
+    """Stage, render and submit. Failures end in SUBMIT_FAILED (retryable) with the reason.
+
+    Only a submission that may run is launched: never one waiting for (or refused by) an admin.
+    """
+    _require_state(
+        submission,
+        SubmissionState.STAGING,
+        SubmissionState.SUBMITTING,
+        SubmissionState.SUBMIT_FAILED,
+    )
     try:
         max_array_size = slurm.max_array_size()
         scripts = stage(submission, settings, progress, max_array_size=max_array_size)

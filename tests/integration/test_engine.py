@@ -40,6 +40,8 @@ def submit(app, repo, sweeps=(), sets=None, resources=None, after_sbatch=None) -
     slurm = slurm_client(app.config)
     plan = svc.plan_submission(request, app.config, slurm)
     submission = svc.create_submission(plan, owner())
+    if submission.state != "STAGING":
+        return submission  # waits for an admin
     return svc.launch(submission, app.config, slurm, after_sbatch=after_sbatch)
 
 
@@ -257,3 +259,58 @@ def test_array_end_email_from_a_real_sweep(engine_app, example_repo, monkeypatch
     assert "injected failure of task 2" in text  # the failed task's log tail
     assert f"/submissions/{sub.uuid}" in text and f"/submissions/{sub.uuid}" in html
     assert send_pending()["sent"] == 0  # exactly one email
+
+
+def test_large_submission_waits_for_an_admin(engine_app, example_repo):
+    engine_app.config["APPROVAL_ARRAY_SIZE"] = 2
+    before = set(squeue_names())
+    waiting = submit(engine_app, example_repo, ["CLOCK_PERIOD=10,20,30"])
+    assert waiting.state == "AWAITING_APPROVAL" and "3 tasks" in waiting.decision_reason
+    assert waiting.job_ids == [] and waiting.run_dir is None
+    assert set(squeue_names()) == before  # nothing submitted
+    admin = db.session.scalar(select(User).where(User.username == "root"))
+    with pytest.raises(svc.SubmissionError, match="reason"):
+        svc.reject(waiting, admin, "  ")
+    svc.reject(waiting, admin, "use a coarser sweep")
+    assert waiting.state == "REJECTED" and waiting.decision_reason == "use a coarser sweep"
+    second = submit(engine_app, example_repo, ["CLOCK_PERIOD=10,20,30"])
+    svc.approve(second, admin, engine_app.config, slurm_client(engine_app.config))
+    assert second.state == "QUEUED" and len(second.job_ids) == 1
+    wait_final(engine_app, second)
+    assert second.state == "COMPLETED"
+    from portal.models import Outbox
+
+    keys = set(db.session.scalars(select(Outbox.dedupe_key)))
+    assert {f"decision:{waiting.uuid}:rejected", f"decision:{second.uuid}:approved"} <= keys
+
+
+def test_slurmdbd_down_keeps_states_then_poller_recovers(engine_app, example_repo):
+    sub = submit(engine_app, example_repo, ["FP_CORE_UTIL=30,40"])
+    poller = Poller(engine_app, slurm_client(engine_app.config), holder="dbd-test")
+    pid = int(Path("/run/slurmdbd.pid").read_text())
+    subprocess.run(["kill", str(pid)], check=True)
+    try:
+        for _ in range(100):
+            if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode:
+                break
+            time.sleep(0.1)
+        states = [t.state for t in sub.tasks]
+        assert poller.run_cycle() is None  # the cycle failed: logged, nothing written
+        assert poller.errors == 1 and poller.resume_at > time.monotonic()
+        db.session.refresh(sub)
+        assert [t.state for t in sub.tasks] == states
+    finally:
+        subprocess.run(["/usr/sbin/slurmdbd"], check=True)
+        for _ in range(100):
+            ok = subprocess.run(["sacctmgr", "-n", "list", "cluster"], capture_output=True)
+            if ok.returncode == 0:
+                break
+            time.sleep(0.3)
+    poller.resume_at = 0.0  # skip the backoff wait in the test
+    deadline = time.monotonic() + 120
+    while sub.state not in ("COMPLETED", "FAILED") and time.monotonic() < deadline:
+        assert poller.run_cycle() is not None
+        db.session.expire_all()
+        sub = db.session.get(Submission, sub.id)
+        time.sleep(1)
+    assert poller.errors == 0 and sub.state == "COMPLETED"
