@@ -72,6 +72,20 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_TLS_CA_FILE": None,
     # Accounts
     "REGISTRATION": "admin-activated",
+    # Web
+    "LAUNCH_IN_BACKGROUND": True,
+    "SHARE_LINK_MAX_AGE": 7 * 24 * 3600,
+    "TRUSTED_PROXIES": 0,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_ENABLED": True,
+    "LOGIN_RATE_LIMIT": "5 per minute",
+    "LOGIN_IP_RATE_LIMIT": "30 per minute",
+    "LOGIN_LOCKOUT": "10 per 10 minutes; 30 per hour; 100 per day",
+    "PASSWORD_RESET_RATE_LIMIT": "5 per 15 minutes",
+    "REGISTER_RATE_LIMIT": "10 per hour",
+    "PASSWORD_RESET_MAX_AGE": 3600,
+    "INVITE_MAX_AGE": 7 * 24 * 3600,
+    "REMEMBER_COOKIE_DURATION": 14 * 24 * 3600,
 }
 
 DOCS: dict[str, str] = {
@@ -122,6 +136,22 @@ DOCS: dict[str, str] = {
     "MAIL_USERNAME": "SMTP user.",
     "MAIL_PASSWORD": "SMTP password (set it through the environment).",
     "MAIL_DEFAULT_SENDER": "From address.",
+    "LAUNCH_IN_BACKGROUND": "Web and API submissions stage and sbatch in a background thread "
+    "(the request answers at once); false runs them inside the request.",
+    "SHARE_LINK_MAX_AGE": "Longest lifetime, in seconds, of a signed share link.",
+    "TRUSTED_PROXIES": "Reverse proxies in front of the portal (nginx: 1) whose X-Forwarded-* "
+    "headers are trusted; 0 trusts none.",
+    "RATELIMIT_STORAGE_URI": "Flask-Limiter storage (memory:// per process; redis://... shared "
+    "by all gunicorn workers).",
+    "RATELIMIT_ENABLED": "Apply the rate limits below.",
+    "LOGIN_RATE_LIMIT": "Login attempts per client address and login name.",
+    "LOGIN_IP_RATE_LIMIT": "Login attempts per client address.",
+    "LOGIN_LOCKOUT": "Failed logins per account (from any address) before it is locked out.",
+    "PASSWORD_RESET_RATE_LIMIT": "Password reset requests per client address.",
+    "REGISTER_RATE_LIMIT": "Registrations per client address.",
+    "PASSWORD_RESET_MAX_AGE": "Lifetime of an emailed password reset link, in seconds.",
+    "INVITE_MAX_AGE": "Lifetime of an invitation link, in seconds.",
+    "REMEMBER_COOKIE_DURATION": "Lifetime of the 'remember me' cookie, in seconds.",
     "MAIL_MAX_TRIES": "Delivery attempts before a message is given up.",
     "MAIL_SEND_INTERVAL_SECONDS": "Seconds between mail sending cycles.",
     "MAIL_RETRY_BASE_SECONDS": "First retry delay; doubles after each failed try.",

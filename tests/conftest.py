@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.gitdaemon",
     "tests.fixtures.smtp",
     "tests.integration.engine_helpers",
+    "tests.integration.web_helpers",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

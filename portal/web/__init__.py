@@ -31,6 +31,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.accounts import api_token_for, password_fingerprint
 from portal.extensions import db
@@ -50,7 +51,9 @@ OTHER_BLUEPRINTS: list[tuple[str, str]] = [
     ("portal.web.submissions", "bp"),
     ("portal.web.admin", "bp"),
     ("portal.web.api", "bp"),
+    ("portal.web.detail", "bp"),
     ("portal.web.files", "bp"),
+    ("portal.web.metrics", "bp"),
 ]
 # ------------------------------------------------------------------------------------------
 
@@ -72,20 +75,8 @@ DEFAULT_CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 
-#: Settings of the web layer (documented in the report to docs/configuration.md).
-WEB_DEFAULTS: dict[str, Any] = {
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "RATELIMIT_ENABLED": True,
-    "LOGIN_RATE_LIMIT": "5 per minute",
-    "LOGIN_IP_RATE_LIMIT": "30 per minute",
-    "LOGIN_LOCKOUT": "10 per 10 minutes; 30 per hour; 100 per day",
-    "PASSWORD_RESET_RATE_LIMIT": "5 per 15 minutes",
-    "REGISTER_RATE_LIMIT": "10 per hour",
-    "PASSWORD_RESET_MAX_AGE": 3600,
-    "INVITE_MAX_AGE": 7 * 24 * 3600,
-    "REMEMBER_COOKIE_DURATION": 14 * 24 * 3600,
-    "CONTENT_SECURITY_POLICY": DEFAULT_CSP,
-}
+#: Web-only defaults not in portal.config (the rate limits etc. live there).
+WEB_DEFAULTS: dict[str, Any] = {"CONTENT_SECURITY_POLICY": DEFAULT_CSP}
 
 
 def portal_version() -> str:
@@ -297,6 +288,11 @@ def init_web(app: Flask) -> None:
             app.config.get(f"{prefix}_COOKIE_SECURE") or https
         )
 
+    if int(app.config.get("TRUSTED_PROXIES") or 0) > 0:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops
+        )
     _init_login(app)
     limiter.init_app(app)
     _init_csrf(app)

@@ -7,88 +7,25 @@ No app context is held around requests (each request gets its own, as in product
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
 from flask_login import AnonymousUserMixin
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from portal import accounts, create_app
+from portal import accounts
 from portal.extensions import db
 from portal.models import ApiToken, Outbox, Submission, User
-from portal.web.access import admin_required, can_view
-
-PASSWORD = "correct horse battery"
-NEW_PASSWORD = "staple gun thunderbolt"
-SITE = "http://portal.test"
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
-VENDOR = Path(__file__).resolve().parents[2] / "portal" / "static" / "vendor"
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def make_app(tmp_path):
-    made = []
-
-    def factory(**settings):
-        config = {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}",
-            "RUN_ROOT": str(tmp_path),
-            "SITE_URL": SITE,
-            "REGISTRATION": "open",
-        }
-        config.update(settings)
-        app = create_app(config)
-        with app.app_context():
-            upgrade()
-        made.append(app)
-        return app
-
-    yield factory
-    for app in made:
-        with app.app_context():
-            db.engine.dispose()
-
-
-@pytest.fixture
-def app(make_app):
-    app = make_app()
-    _add_test_routes(app)
-    return app
-
-
-def _add_test_routes(app):
-    @app.get("/test-only/admin")
-    @admin_required
-    def admin_only():
-        return "admin area"
-
-
-def add_user(app, username="ada", email=None, password=PASSWORD, **kwargs):
-    with app.app_context():
-        user = accounts.create_user(
-            username, email or f"{username}@example.org", password, **kwargs
-        )
-        return user.id
-
-
-def csrf(html: str) -> str:
-    match = CSRF_RE.search(html)
-    assert match, "no CSRF token in the page"
-    return match.group(1) or match.group(2)
-
-
-def post_form(client, page_url, data, post_url=None, **kwargs):
-    """GET the page, then POST ``data`` with the page's CSRF token (like a browser)."""
-    token = csrf(client.get(page_url).get_data(as_text=True))
-    return client.post(post_url or page_url, data={"csrf_token": token, **data}, **kwargs)
-
-
-def login(client, name="ada", password=PASSWORD, **extra):
-    return post_form(client, "/auth/login", {"login": name, "password": password, **extra})
+from portal.web.access import can_view
+from tests.integration.web_helpers import (  # noqa: F401 - fixtures
+    CSRF_RE,
+    NEW_PASSWORD,
+    PASSWORD,
+    SITE,
+    VENDOR,
+    add_user,
+    csrf,
+    login,
+    post_form,
+)
 
 
 def outbox(app) -> list[Outbox]:
