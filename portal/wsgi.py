@@ -1,0 +1,18 @@
+"""WSGI entry point: ``gunicorn 'portal.wsgi:app'``.
+
+Settings come from the instance folder (``PORTAL_INSTANCE_PATH``) and ``PORTAL_*`` variables.
+With ``POLLER_ENABLED`` every worker starts the poll and mail jobs; database leases keep
+exactly one of them active. The ``portal poll`` service is the alternative to that.
+"""
+
+from __future__ import annotations
+
+from portal import create_app
+from portal.cluster import slurm_client
+from portal.poller import Poller
+from portal.scheduler import start_scheduler
+
+app = create_app()
+
+if app.config.get("POLLER_ENABLED"):
+    start_scheduler(app, Poller(app, slurm_client(app.config)))
