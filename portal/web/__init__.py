@@ -103,6 +103,15 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+def standin_flow(settings: Any) -> str | None:
+    """The file name of the stand-in flow (a test double) when one replaces OpenLane, else None.
+
+    Any ``FLOW_EXECUTABLE_OVERRIDE`` counts: only tests and the demo set it.
+    """
+    override = settings.get("FLOW_EXECUTABLE_OVERRIDE")
+    return str(override).rstrip("/").rsplit("/", 1)[-1] if override else None
+
+
 def home_url() -> str:
     """URL of the signed-in start page (the dashboard once it exists)."""
     for endpoint in HOME_ENDPOINTS:
@@ -254,6 +263,7 @@ def _layout_context(app: Flask) -> None:
             "current_is_admin": admin,
             "home_url": home_url(),
             "registration_mode": app.config["REGISTRATION"],
+            "standin_flow": standin_flow(app.config),
         }
 
 

@@ -514,3 +514,13 @@ def test_successful_login_resets_the_lock_counter(make_app):
     for _ in range(2):
         assert login(client, password="wrong password!").status_code == 200
     assert login(client).status_code == 302
+
+
+def test_stand_in_flow_is_announced_on_every_page(make_app):
+    """Designers must never mistake the test double's reports for OpenLane results."""
+    plain = make_app().test_client().get("/auth/login").get_data(as_text=True)
+    assert "Stand-in flow in use" not in plain
+    app = make_app(FLOW_EXECUTABLE_OVERRIDE="/repo/tests/standin/openlane_standin.py")
+    html = app.test_client().get("/auth/login").get_data(as_text=True)
+    assert "Stand-in flow in use" in html
+    assert "openlane_standin.py" in html
