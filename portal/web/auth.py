@@ -117,6 +117,8 @@ def _record_failure(key: str) -> None:
 
 def clear_failures(key: str) -> None:
     """Forget the failed sign-ins counted against ``key``."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return
     for item in _lockout_items():
         limiter.limiter.clear(item, _LOCKOUT_NAMESPACE, key)
 

@@ -524,3 +524,12 @@ def test_stand_in_flow_is_announced_on_every_page(make_app):
     html = app.test_client().get("/auth/login").get_data(as_text=True)
     assert "Stand-in flow in use" in html
     assert "openlane_standin.py" in html
+
+
+def test_sign_in_works_with_rate_limits_switched_off(make_app):
+    app = make_app(RATELIMIT_ENABLED=False)
+    add_user(app)
+    client = app.test_client()
+    response = login(client)
+    assert response.status_code == 302
+    assert client.get("/account/").status_code == 200
