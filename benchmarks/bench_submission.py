@@ -1,0 +1,255 @@
+"""Benchmark 1: sweep submission through the portal's whole submit path, against baselines.
+
+Portal: ``plan_submission`` (validate, sinfo) -> ``create_submission`` (submission + one row per
+point, one commit) -> ``launch`` (clone of a local bare repository of examples/counter, one
+config per task, sweep.tsv, render, ONE ``sbatch``, commits). A fresh SlurmClient per
+submission, as the launcher makes one. Every ``sbatch`` gets ``--hold`` (CountingTransport), so
+nothing runs; everything is cancelled right after it is measured.
+
+Baselines, on the same cluster in the same run:
+(a) a naive loop of one ``sbatch --hold --wrap true`` per point (cheaper per point than any real
+    per-point submitter, which would also write a script per point). Above ``--loop-sample``
+    points a sample is measured and the total extrapolated from its mean (said in the record).
+(b) submitit's ``AutoExecutor.map_array`` over as many trivial tasks
+    (``slurm_additional_parameters={"hold": True}``): it pickles each task and runs one sbatch.
+
+Usage: ``.venv/bin/python -m benchmarks.bench_submission --size 1000 [--size 10000]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    JOB_PREFIX,
+    CountingTransport,
+    JobJanitor,
+    add_user,
+    base_parser,
+    emit,
+    example_repo,
+    exit_on_sigterm,
+    grid_sweep,
+    log,
+    make_portal_app,
+    portal_settings,
+    pyinstrument_profile,
+    ratio,
+    record,
+    require_cluster,
+    summary,
+    timed,
+    workdir,
+)
+
+
+def trivial(x: int) -> int:
+    """The task submitit is asked to run (it never does: the array is held, then cancelled)."""
+    return x
+
+
+def portal_once(app: Any, url: str, points: int, transport: CountingTransport) -> dict[str, Any]:
+    """One submission through the whole portal path; its timings and Slurm call counts."""
+    from sqlalchemy import select
+
+    from portal import submissions as svc
+    from portal.extensions import db
+    from portal.models import User
+    from portal.slurm.client import SlurmClient
+
+    transport.reset()
+    owner = db.session.scalar(select(User).where(User.username == "bench"))
+    request = svc.SubmissionRequest(
+        repo_url=url,
+        ref="main",
+        design_path="designs/counter",
+        sweep=grid_sweep(points),
+        resources=svc.Resources(time_minutes=10, mem_mb=256),
+        name=f"{JOB_PREFIX} {points} points",
+        notify=False,
+    )
+    with timed() as total:
+        slurm = SlurmClient(transport, timeout=120)
+        with timed() as plan_t:
+            plan = svc.plan_submission(request, app.config, slurm)
+        with timed() as create_t:
+            submission = svc.create_submission(plan, owner)
+        with timed() as launch_t:
+            svc.launch(submission, app.config, slurm)
+    if submission.state != "QUEUED":
+        raise RuntimeError(f"portal submission ended {submission.state}: {submission.error}")
+    result = {
+        "seconds": total.wall,
+        "cpu_seconds": total.cpu,
+        "plan": plan_t.wall,
+        "create": create_t.wall,
+        "launch": launch_t.wall,
+        "calls": dict(transport.calls),
+        "job_ids": list(submission.job_ids),
+        "uuid": submission.uuid,
+        "tasks": len(plan.points),
+    }
+    db.session.remove()  # a web request would start from a fresh session too
+    return result
+
+
+def naive_loop(points: int, janitor: JobJanitor, name: str) -> tuple[list[float], float]:
+    """One sbatch per point; (per-call seconds, total seconds)."""
+    argv = [
+        "sbatch", "--parsable", "--hold", "--job-name", name, "--partition", "debug",
+        "--time", "10", "--mem", "256M", "--output", "/dev/null", "--wrap", "true",
+    ]  # fmt: skip
+    per_call = []
+    started = time.perf_counter()
+    for _ in range(points):
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        per_call.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            raise RuntimeError(f"sbatch failed: {done.stderr.strip()}")
+        janitor.add(done.stdout.strip().split(";", 1)[0])
+    return per_call, time.perf_counter() - started
+
+
+def submitit_once(folder: Path, points: int, janitor: JobJanitor, name: str) -> float:
+    """submitit's map_array over ``points`` trivial tasks (held); seconds."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    executor.update_parameters(
+        name=name,
+        timeout_min=10,
+        mem_gb=0.25,
+        cpus_per_task=1,
+        slurm_partition="debug",
+        slurm_additional_parameters={"hold": True},
+    )
+    started = time.perf_counter()
+    try:
+        jobs = executor.map_array(trivial, range(points))
+    finally:
+        janitor.names.add(name)
+    seconds = time.perf_counter() - started
+    janitor.add(*(job.job_id for job in jobs[:1]))
+    return seconds
+
+
+def bench_size(
+    root: Path, app: Any, url: str, points: int, args: Any, janitor: JobJanitor
+) -> dict[str, Any]:
+    """All three ways for one size."""
+    from portal.extensions import db
+
+    transport = CountingTransport(hold=True)
+    portal_runs = []
+    with app.app_context():
+        log(f"{points} points: portal warm-up (imports, first clone)")
+        warm = portal_once(app, url, min(points, 10), transport)
+        janitor.add(*warm["job_ids"])
+        for number in range(args.repeats):
+            run = portal_once(app, url, points, transport)
+            janitor.add(*run["job_ids"])
+            janitor.names.add(f"olp-{run['uuid']}")
+            janitor.cancel()  # held jobs never run; cancel before the next round
+            portal_runs.append(run)
+            log(f"{points} points: portal run {number + 1}: {run['seconds']:.3f} s {run['calls']}")
+        if args.profile:
+            out = root.parent / f"profile-submission-{points}.txt"
+            run = pyinstrument_profile(lambda: portal_once(app, url, points, transport), out)
+            janitor.add(*run["job_ids"])
+            janitor.cancel()
+        db.session.remove()
+
+    sample = min(points, args.loop_sample)
+    log(f"{points} points: naive sbatch loop over {sample} points")
+    loop_name = f"{JOB_PREFIX}-loop-{points}"
+    janitor.names.add(loop_name)
+    try:
+        per_call, loop_total = naive_loop(sample, janitor, loop_name)
+    finally:
+        janitor.cancel()
+    loop_estimate = loop_total if sample == points else statistics.fmean(per_call) * points
+
+    submitit_runs = []
+    for number in range(args.repeats):
+        name = f"{JOB_PREFIX}-submitit-{points}-{number}"
+        try:
+            seconds = submitit_once(root / "submitit" / f"{points}-{number}", points, janitor, name)
+        finally:
+            janitor.cancel()
+        submitit_runs.append(seconds)
+        log(f"{points} points: submitit run {number + 1}: {seconds:.3f} s")
+
+    portal_median = statistics.median(r["seconds"] for r in portal_runs)
+    submitit_median = statistics.median(submitit_runs)
+    sbatch_calls = sorted({r["calls"].get("sbatch", 0) for r in portal_runs})
+    return {
+        "points": points,
+        "portal": {
+            **summary([r["seconds"] for r in portal_runs]),
+            "cpu_median": round(statistics.median(r["cpu_seconds"] for r in portal_runs), 4),
+            "phases_median": {
+                phase: round(statistics.median(r[phase] for r in portal_runs), 4)
+                for phase in ("plan", "create", "launch")
+            },
+            "sbatch_calls": sbatch_calls[0] if len(sbatch_calls) == 1 else sbatch_calls,
+            "slurm_calls": portal_runs[-1]["calls"],
+            "arrays": len(portal_runs[-1]["job_ids"]),
+            "tasks": portal_runs[-1]["tasks"],
+        },
+        "naive_loop": {
+            "measured_points": sample,
+            "measured_seconds": round(loop_total, 4),
+            "per_call": summary(per_call, digits=5),
+            "extrapolated": sample != points,
+            "seconds": round(loop_estimate, 4),
+            "sbatch_calls": points,
+        },
+        "submitit": {**summary(submitit_runs), "sbatch_calls": 1},
+        "ratios": {
+            "submitit_over_portal": ratio(submitit_median, portal_median),
+            "loop_over_portal": ratio(loop_estimate, portal_median),
+        },
+        "targets": {
+            "one_sbatch_per_array": sbatch_calls == [len(portal_runs[-1]["job_ids"])] == [1],
+            "at_least_as_fast_as_submitit": portal_median <= submitit_median,
+            "at_least_25x_faster_than_loop": loop_estimate >= 25 * portal_median,
+        },
+    }
+
+
+def main() -> None:
+    parser = base_parser(__doc__.split("\n", 1)[0])
+    parser.add_argument("--size", type=int, action="append", help="sweep points (repeatable)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per way (median)")
+    parser.add_argument("--loop-sample", type=int, default=1000, help="naive loop: max points")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument one portal run")
+    args = parser.parse_args()
+    sizes = args.size or ([20] if args.smoke else [1000, 10000])
+    if args.smoke:
+        args.repeats, args.loop_sample = min(args.repeats, 2), min(args.loop_sample, 5)
+    exit_on_sigterm()
+    require_cluster()
+    with workdir("submission", args.keep) as root, JobJanitor() as janitor:
+        url = example_repo(root)
+        app = make_portal_app(portal_settings(root))
+        with app.app_context():
+            add_user("bench")
+        results = [bench_size(root, app, url, points, args, janitor) for points in sizes]
+    emit(
+        record(
+            "submission",
+            sizes if len(sizes) > 1 else sizes[0],
+            repeats=args.repeats,
+            hold=True,
+            results=results,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
