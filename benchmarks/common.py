@@ -345,6 +345,59 @@ def grid_sweep(points: int) -> dict[str, Any]:
     }
 
 
+def portal_once(
+    app: Any,
+    url: str,
+    points: int,
+    transport: CountingTransport,
+    username: str = "bench",
+    notify: bool = False,
+) -> dict[str, Any]:
+    """One submission of ``points`` points through the whole portal path (inside an app
+    context): plan, create, launch. Its timings, Slurm calls, job ids and uuid."""
+    from sqlalchemy import select
+
+    from portal import submissions as svc
+    from portal.extensions import db
+    from portal.models import User
+    from portal.slurm.client import SlurmClient
+
+    transport.reset()
+    owner = db.session.scalar(select(User).where(User.username == username))
+    request = svc.SubmissionRequest(
+        repo_url=url,
+        ref="main",
+        design_path="designs/counter",
+        sweep=grid_sweep(points),
+        resources=svc.Resources(time_minutes=10, mem_mb=256),
+        name=f"{JOB_PREFIX} {points} points",
+        notify=notify,
+    )
+    with timed() as total:
+        slurm = SlurmClient(transport, timeout=120)
+        with timed() as plan_t:
+            plan = svc.plan_submission(request, app.config, slurm)
+        with timed() as create_t:
+            submission = svc.create_submission(plan, owner)
+        with timed() as launch_t:
+            svc.launch(submission, app.config, slurm)
+    if submission.state != "QUEUED":
+        raise RuntimeError(f"portal submission ended {submission.state}: {submission.error}")
+    result = {
+        "seconds": total.wall,
+        "cpu_seconds": total.cpu,
+        "plan": plan_t.wall,
+        "create": create_t.wall,
+        "launch": launch_t.wall,
+        "calls": dict(transport.calls),
+        "job_ids": list(submission.job_ids),
+        "uuid": submission.uuid,
+        "tasks": len(plan.points),
+    }
+    db.session.remove()  # a web request would start from a fresh session too
+    return result
+
+
 # --------------------------------------------------------------------------- servers
 
 

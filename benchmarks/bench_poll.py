@@ -1,0 +1,242 @@
+"""Benchmark 2: one poll cycle over many live array tasks, against submitit's watcher.
+
+Setup: ``--submissions`` portal submissions with ``--size`` tasks in all go through the real
+submit path with every ``sbatch`` held (they stay PENDING and never run); all are cancelled at
+the end, also on failure.
+
+Measured, per cycle of ``portal.poller.poll_once``: sacct/squeue calls, wall seconds, CPU
+seconds of this process (and of the Slurm commands it waited for), task rows written (the
+poller's count, and independently every INSERT/UPDATE/DELETE the database saw with its row
+count). Cycles:
+
+* ``fresh``: right after submitting (the rows are already PENDING: nothing to write);
+* ``all_changed``: every task row first set to a stale state (RUNNING) behind the poller's
+  back, so the cycle must write every row back to PENDING (the most a cycle can write here);
+* ``unchanged`` (``--repeats`` times): nothing changed, so nothing may be written.
+
+Baseline: submitit's ``SlurmInfoWatcher.update()`` with every task id (``<job>_<i>``)
+registered, i.e. its sacct call and parsing over the same job ids, ``--repeats`` times.
+
+Usage: ``.venv/bin/python -m benchmarks.bench_poll --size 10000``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from benchmarks.common import (
+    CountingTransport,
+    JobJanitor,
+    add_user,
+    base_parser,
+    emit,
+    example_repo,
+    exit_on_sigterm,
+    log,
+    make_portal_app,
+    portal_once,
+    portal_settings,
+    pyinstrument_profile,
+    ratio,
+    record,
+    require_cluster,
+    summary,
+    timed,
+    wait_sacct_knows,
+    workdir,
+)
+
+
+class WriteCounter:
+    """Counts the data-changing statements the database executes, and their rows."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.statements = 0
+        self.rows = 0
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.statements += 1
+            self.rows += max(cursor.rowcount, 0)
+
+    def take(self) -> tuple[int, int]:
+        """(statements, rows) since the last take."""
+        taken = (self.statements, self.rows)
+        self.statements = self.rows = 0
+        return taken
+
+
+def portal_cycle(app: Any, transport: CountingTransport, writes: WriteCounter) -> dict[str, Any]:
+    """One poll_once in a fresh session; what it did and cost."""
+    from portal.extensions import db
+    from portal.poller import poll_once
+    from portal.slurm.client import SlurmClient
+
+    slurm = SlurmClient(transport, timeout=120)
+    transport.reset()
+    writes.take()
+    with timed() as t:
+        stats = poll_once(slurm)
+    db.session.remove()
+    statements, rows = writes.take()
+    return {
+        "wall": round(t.wall, 4),
+        "cpu": round(t.cpu, 4),
+        "slurm_cpu": round(t.child_cpu, 4),
+        "sacct_calls": transport.calls.get("sacct", 0),
+        "squeue_calls": transport.calls.get("squeue", 0),
+        "tasks_followed": stats.tasks_followed,
+        "sacct_rows": stats.rows,
+        "tasks_changed": stats.tasks_changed,
+        "submissions_changed": stats.submissions_changed,
+        "db_write_statements": statements,
+        "db_rows_written": rows,
+    }
+
+
+def submitit_cycles(job_ids: list[str], tasks_per_job: dict[str, int], repeats: int) -> dict:
+    """submitit's watcher over the same array tasks: ``repeats`` forced updates."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    watcher = SlurmInfoWatcher(delay_s=600)
+    for job_id in job_ids:
+        for index in range(tasks_per_job[job_id]):
+            watcher.register_job(f"{job_id}_{index}")
+    walls, cpus, child = [], [], []
+    calls_before = watcher.num_calls
+    for _ in range(repeats):
+        with timed() as t:
+            watcher.update()
+        walls.append(t.wall)
+        cpus.append(t.cpu)
+        child.append(t.child_cpu)
+    known = sum(
+        1
+        for job_id in job_ids
+        for index in range(tasks_per_job[job_id])
+        if watcher.get_state(f"{job_id}_{index}", mode="cache") == "PENDING"
+    )
+    return {
+        "wall": summary(walls),
+        "cpu_median": round(statistics.median(cpus), 4),
+        "slurm_cpu_median": round(statistics.median(child), 4),
+        "sacct_calls_per_update": (watcher.num_calls - calls_before) / repeats,
+        "tasks_seen_pending": known,
+    }
+
+
+def main() -> None:
+    parser = base_parser(__doc__.split("\n", 1)[0])
+    parser.add_argument("--size", type=int, default=10000, help="live array tasks in all")
+    parser.add_argument("--submissions", type=int, default=10, help="arrays they are split in")
+    parser.add_argument("--repeats", type=int, default=5, help="unchanged cycles / watcher calls")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument the big cycles")
+    args = parser.parse_args()
+    if args.smoke:
+        args.size, args.submissions, args.repeats = 200, 2, 2
+    exit_on_sigterm()
+    require_cluster()
+    from sqlalchemy import update
+
+    from portal.extensions import db
+    from portal.models import Task
+
+    per_submission = [args.size // args.submissions] * args.submissions
+    per_submission[-1] += args.size - sum(per_submission)
+    with workdir("poll", args.keep) as root, JobJanitor() as janitor:
+        url = example_repo(root)
+        app = make_portal_app(portal_settings(root))
+        transport = CountingTransport(hold=True)
+        job_ids: list[str] = []
+        tasks_per_job: dict[str, int] = {}
+        with app.app_context():
+            add_user("bench")
+            for points in per_submission:
+                run = portal_once(app, url, points, transport)
+                janitor.add(*run["job_ids"])
+                janitor.names.add(f"olp-{run['uuid']}")
+                (job_id,) = run["job_ids"]
+                job_ids.append(job_id)
+                tasks_per_job[job_id] = points
+            log(f"submitted {args.size} held tasks in {len(job_ids)} arrays")
+            waited = wait_sacct_knows(job_ids)
+            log(f"sacct knows every array after {waited:.1f} s")
+            writes = WriteCounter(db.engine)
+
+            fresh = portal_cycle(app, transport, writes)
+            log(f"fresh cycle: {fresh}")
+
+            def stale_then_cycle() -> dict[str, Any]:
+                db.session.execute(update(Task).values(state="RUNNING"))
+                db.session.commit()
+                db.session.remove()
+                return portal_cycle(app, transport, writes)
+
+            if args.profile:
+                all_changed = pyinstrument_profile(stale_then_cycle, root.parent / "poll-all.txt")
+            else:
+                all_changed = stale_then_cycle()
+            log(f"all-changed cycle: {all_changed}")
+            unchanged = [portal_cycle(app, transport, writes) for _ in range(args.repeats)]
+            for cycle in unchanged:
+                log(f"unchanged cycle: {cycle}")
+            if args.profile:
+                pyinstrument_profile(
+                    lambda: portal_cycle(app, transport, writes), root.parent / "poll-same.txt"
+                )
+        log("submitit watcher over the same task ids")
+        baseline = submitit_cycles(job_ids, tasks_per_job, args.repeats)
+        log(f"submitit: {baseline}")
+
+    unchanged_wall = statistics.median(c["wall"] for c in unchanged)
+    unchanged_cpu = statistics.median(c["cpu"] for c in unchanged)
+    submitit_wall = baseline["wall"]["median"]
+    emit(
+        record(
+            "poll",
+            args.size,
+            arrays=len(job_ids),
+            hold=True,
+            sacct_ready_after_seconds=round(waited, 2),
+            portal={
+                "fresh": fresh,
+                "all_changed": all_changed,
+                "unchanged": {
+                    "wall": summary([c["wall"] for c in unchanged]),
+                    "cpu_median": round(unchanged_cpu, 4),
+                    "slurm_cpu_median": round(
+                        statistics.median(c["slurm_cpu"] for c in unchanged), 4
+                    ),
+                    "sacct_calls": sorted({c["sacct_calls"] for c in unchanged}),
+                    "squeue_calls": sorted({c["squeue_calls"] for c in unchanged}),
+                    "tasks_changed": sorted({c["tasks_changed"] for c in unchanged}),
+                    "db_rows_written": sorted({c["db_rows_written"] for c in unchanged}),
+                    "db_write_statements": sorted({c["db_write_statements"] for c in unchanged}),
+                },
+            },
+            submitit=baseline,
+            ratios={
+                "portal_unchanged_wall_over_submitit": ratio(unchanged_wall, submitit_wall),
+                "portal_all_changed_wall_over_submitit": ratio(all_changed["wall"], submitit_wall),
+            },
+            targets={
+                "one_sacct_call_per_cycle": all(
+                    c["sacct_calls"] == 1 for c in [fresh, all_changed, *unchanged]
+                ),
+                "unchanged_wall_not_worse_than_submitit": unchanged_wall <= submitit_wall,
+                "cpu_at_most_0_5_s": max(unchanged_cpu, all_changed["cpu"]) <= 0.5,
+                "unchanged_cycle_writes_nothing": all(
+                    c["db_rows_written"] == 0 and c["tasks_changed"] == 0 for c in unchanged
+                ),
+                "all_changed_cycle_wrote_every_task": all_changed["tasks_changed"] == args.size,
+            },
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
