@@ -25,12 +25,20 @@ How it runs git (through GitPython's process wrapper, argv only, never a shell):
 * Symbolic links that point outside the repository are refused.
 * Work happens in a hidden sibling directory renamed to ``dest`` on success; on any failure it
   is removed, so ``dest`` either holds a complete checkout or does not exist.
+
+When jobs run as the designer's own Unix account (``SLURM_RUN_AS='user'``), the portal still
+stages the run directory under its own account; :func:`share_run_dir` then hands it to the run
+root's group (which the designer must belong to): group read everywhere, group write only where
+the job writes (``logs/`` and its task directories), setgid directories so what the job creates
+stays readable by the portal.
 """
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -39,7 +47,7 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +60,7 @@ from git.util import RemoteProgress
 
 from portal.gitpolicy import GitURLError, RepoURL, check_ref, check_repo_url, is_commit_sha, redact
 
-__all__ = ["ProgressCallback", "StagedRepo", "StagingError", "stage_repository"]
+__all__ = ["ProgressCallback", "StagedRepo", "StagingError", "share_run_dir", "stage_repository"]
 
 logger = logging.getLogger(__name__)
 
@@ -510,3 +518,103 @@ def _check_symlinks(work: Path) -> None:
                     f"the repository contains a symbolic link that points outside it: "
                     f"{shown} -> {_clean(os.readlink(link), 120)}"
                 )
+
+
+# -- handing a staged run directory to the job's Unix account ---------------------------------
+_GROUP_READ = stat.S_IRGRP | stat.S_IXGRP
+
+
+def share_run_dir(run_dir: Path, job_user: str, writable: Iterable[Path] = ()) -> int:
+    """Let jobs running as the Unix account ``job_user`` use ``run_dir``; return its group id.
+
+    Everything the portal's account owns under ``run_dir`` goes to the group of the run root
+    (``run_dir``'s parent): directories get group read and search plus setgid (what the job
+    creates stays in the group, so the portal can read the results), files group read (and
+    search where the owner may execute), the ``writable`` directories group write; group write
+    is removed everywhere else, so the job cannot alter the checkout or the scripts. Entries the
+    portal does not own (files a job already wrote) are left alone. Idempotent.
+
+    Raises :class:`StagingError` when ``job_user`` does not exist here, is not in that group,
+    cannot search every directory above ``run_dir``, or the portal's account cannot give its
+    files to the group.
+    """
+    run_dir = Path(run_dir)
+    try:
+        account = pwd.getpwnam(job_user)
+    except KeyError:
+        raise StagingError(f"there is no Unix account {job_user!r} on the portal host") from None
+    root = run_dir.parent
+    gid = os.stat(root).st_gid
+    group = _group_name(gid)
+    groups = set(os.getgrouplist(job_user, account.pw_gid))
+    if gid not in groups:
+        raise StagingError(
+            f"{job_user} is not a member of group {group}, which owns the run root {root}: "
+            f"jobs running as {job_user} could not write their run directory (the run root "
+            f"must belong to a group shared by the portal's account and every designer)"
+        )
+    for folder in reversed([root, *root.parents]):
+        if not _can_search(os.stat(folder), account.pw_uid, groups):
+            raise StagingError(
+                f"{job_user} cannot enter {folder} (mode {_mode_text(folder)}): jobs running as "
+                f"{job_user} could not reach their run directory"
+            )
+    open_for_job = {os.path.normpath(path) for path in writable}
+    me = os.geteuid()
+    for folder, dirs, files in os.walk(run_dir):
+        _share_entry(folder, gid, group, write=os.path.normpath(folder) in open_for_job)
+        dirs[:] = [d for d in dirs if os.lstat(os.path.join(folder, d)).st_uid == me]
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.lstat(path).st_uid == me:
+                _share_entry(path, gid, group, write=False)
+    return gid
+
+
+def _share_entry(path: str, gid: int, group: str, *, write: bool) -> None:
+    info = os.lstat(path)
+    if info.st_gid != gid:
+        try:
+            os.chown(path, -1, gid, follow_symlinks=False)
+        except PermissionError:
+            raise StagingError(
+                f"the portal's account cannot give {path} to group {group}: it must be a "
+                f"member of that group"
+            ) from None
+    if stat.S_ISLNK(info.st_mode):
+        return
+    mode = stat.S_IMODE(info.st_mode) & ~stat.S_IWGRP
+    if stat.S_ISDIR(info.st_mode):
+        mode |= _GROUP_READ | stat.S_ISGID | (stat.S_IWGRP if write else 0)
+    else:
+        mode |= stat.S_IRGRP | (stat.S_IXGRP if mode & stat.S_IXUSR else 0)
+    if mode != stat.S_IMODE(info.st_mode):
+        os.chmod(path, mode)
+
+
+def _can_search(info: os.stat_result, uid: int, groups: set[int]) -> bool:
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid in groups:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _mode_text(path: Path) -> str:
+    info = os.stat(path)
+    owner = _user_name(info.st_uid)
+    return f"{stat.S_IMODE(info.st_mode):04o}, owner {owner}, group {_group_name(info.st_gid)}"
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -40,7 +40,7 @@ from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.states import PENDING, is_terminal
 from portal.slurm.transports import TransportError
-from portal.staging import StagingError, stage_repository
+from portal.staging import StagingError, share_run_dir, stage_repository
 from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,7 @@ def launch(
         SubmissionState.SUBMIT_FAILED,
     )
     try:
+        slurm = _client_for_owner(slurm, settings, submission)
         max_array_size = slurm.max_array_size()
         scripts = stage(submission, settings, progress, max_array_size=max_array_size)
         submission.state = SubmissionState.SUBMITTING
@@ -355,7 +356,9 @@ def stage(
         max_array_size=max_array_size,
     )
     report("rendered", 1.0)
-    return write_scripts(run_dir, rendered)
+    written = write_scripts(run_dir, rendered)
+    _share_with_job_user(submission, settings, run_dir)
+    return written
 
 
 @dataclass(frozen=True)
@@ -464,6 +467,31 @@ def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
             run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
         )
     return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
+
+
+def _client_for_owner(
+    slurm: SlurmClient, settings: Mapping[str, Any], submission: Submission
+) -> SlurmClient:
+    """With SLURM_RUN_AS='user', a client whose sbatch runs as the owner (whoever called)."""
+    from portal.cluster import client_for_owner
+
+    return client_for_owner(slurm, settings, submission.owner)
+
+
+def _share_with_job_user(
+    submission: Submission, settings: Mapping[str, Any], run_dir: Path
+) -> None:
+    """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/<i>/ (see
+    :func:`portal.staging.share_run_dir`)."""
+    from portal.cluster import run_as_user
+
+    job_user = run_as_user(settings, submission.owner)
+    if job_user is not None:
+        task_dirs = [run_dir / "tasks" / str(task.index) for task in submission.tasks]
+        try:
+            share_run_dir(run_dir, job_user, [run_dir / "logs", *task_dirs])
+        except StagingError as exc:
+            raise SubmissionError(str(exc)) from None
 
 
 def _write_manifest(submission: Submission, run_dir: Path) -> None:
@@ -635,6 +663,7 @@ def resubmit_failed(
         SubmissionState.CANCELLED,
     ):
         raise SubmissionError(f"submission is {submission.state}; wait until it has finished")
+    slurm = _client_for_owner(slurm, settings, submission)
     flow = get_flow(submission.flow)
     run_dir = Path(submission.run_dir or run_dir_of(submission, settings))
     design = flow.find_design(
@@ -654,6 +683,7 @@ def resubmit_failed(
         round_number=round_number,
     )
     scripts = write_scripts(run_dir, rendered)
+    _share_with_job_user(submission, settings, run_dir)
     submission.state = SubmissionState.SUBMITTING
     submission.finished_at = None
     audit("submission.resubmit", actor=actor, submission=submission, tasks=failed)

@@ -3,6 +3,10 @@
 Both transports take an argv list and never go through a local shell. Over SSH the remote side
 always has a shell, so the command line is built with :func:`shlex.join` (every word quoted).
 
+Running jobs as the designer's own Unix account (``SLURM_RUN_AS='user'``) works through
+``sudo`` on the portal host, so it needs the local transport; :func:`check_settings` refuses
+it together with the SSH transport (and any unknown mode) before a client is built.
+
 :class:`TransportError` means the command could not be run or finished (connection refused,
 unknown host key, command not found, timeout). A command that ran and exited non-zero is *not*
 an error here: it is a :class:`CommandResult` with its return code and stderr.
@@ -31,6 +35,10 @@ COMMAND_NOT_FOUND = 127
 
 class TransportError(Exception):
     """The command could not be run to completion (not a non-zero exit)."""
+
+
+class SlurmConfigError(ValueError):
+    """The Slurm settings name an unknown mode or a combination the portal cannot run."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +115,26 @@ class LocalTransport:
             raise TransportError(f"cannot run {command[0]}: {exc}") from exc
         if command[0] == "sudo" and _sudo_command_not_found(done.returncode, done.stderr):
             raise TransportError(f"command not found through sudo: {argv[0]}")
+        if command[0] == "sudo" and _sudo_refused(done.returncode, done.stderr):
+            programs = " and ".join(sorted(self.sudo_programs))
+            raise TransportError(
+                f"sudo refused to run {argv[0]} as {self.run_as}: {done.stderr.strip()} "
+                f"(a sudoers rule must let the portal's account run {programs} as "
+                f"{self.run_as} without a password)"
+            )
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
 
 def _sudo_command_not_found(returncode: int, stderr: str) -> bool:
     return returncode == 1 and stderr.startswith("sudo:") and "command not found" in stderr
+
+
+def _sudo_refused(returncode: int, stderr: str) -> bool:
+    """sudo itself said no (no rule, password needed, unknown user): the program never ran.
+
+    Slurm's own errors start with the program's name (``sbatch: error: ...``), never ``sudo:``.
+    """
+    return returncode == 1 and stderr.lstrip().startswith("sudo:")
 
 
 class SSHTransport:
@@ -268,23 +291,56 @@ def _drain(channel: paramiko.Channel, deadline: float) -> tuple[str, str]:
     return b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
 
 
-def transport_from_settings(settings: Mapping[str, Any], run_as: str | None = None) -> Transport:
-    """Build the transport the portal settings ask for.
+#: Values of ``SLURM_RUN_AS``: the portal's service account, or each designer's own account.
+RUN_AS_MODES = ("service", "user")
 
-    Keys: ``SLURM_TRANSPORT`` (``local`` | ``ssh``), ``SLURM_SSH_HOST``, ``SLURM_SSH_PORT``,
-    ``SLURM_SSH_USER``, ``SLURM_SSH_KEY_FILE``, ``SLURM_SSH_KNOWN_HOSTS``. ``run_as`` (local
-    only) runs commands as that Unix user through ``sudo -n``.
+
+def transport_kind(settings: Mapping[str, Any]) -> str:
+    """``SLURM_TRANSPORT`` normalised: ``local`` (the default) or ``ssh``."""
+    kind = str(settings.get("SLURM_TRANSPORT") or "local").strip().lower()
+    if kind not in ("local", "ssh"):
+        raise SlurmConfigError(f"SLURM_TRANSPORT must be 'local' or 'ssh', not {kind!r}")
+    return kind
+
+
+def run_as_mode(settings: Mapping[str, Any]) -> str:
+    """``SLURM_RUN_AS`` normalised: ``service`` (the default) or ``user``."""
+    mode = str(settings.get("SLURM_RUN_AS") or "service").strip().lower()
+    if mode not in RUN_AS_MODES:
+        raise SlurmConfigError(f"SLURM_RUN_AS must be 'service' or 'user', not {mode!r}")
+    return mode
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse Slurm settings the portal cannot run, with a message naming the setting.
+
+    ``SLURM_RUN_AS='user'`` runs sbatch and scancel through ``sudo`` on the portal host, which
+    the SSH transport cannot do: that combination is a :class:`SlurmConfigError`.
     """
-    kind = (settings.get("SLURM_TRANSPORT") or "local").lower()
-    if kind == "local":
+    kind, mode = transport_kind(settings), run_as_mode(settings)
+    if kind == "ssh" and mode == "user":
+        raise SlurmConfigError(
+            "SLURM_RUN_AS='user' is not supported with SLURM_TRANSPORT='ssh': jobs run as the "
+            "designer through sudo on the portal host, so run the portal on a login node with "
+            "SLURM_TRANSPORT='local', or set SLURM_RUN_AS='service'"
+        )
+    if kind == "ssh" and not settings.get("SLURM_SSH_HOST"):
+        raise SlurmConfigError("SLURM_TRANSPORT is 'ssh' but SLURM_SSH_HOST is not set")
+
+
+def transport_from_settings(settings: Mapping[str, Any], run_as: str | None = None) -> Transport:
+    """Build the transport the portal settings ask for (checked by :func:`check_settings`).
+
+    Keys: ``SLURM_TRANSPORT`` (``local`` | ``ssh``), ``SLURM_RUN_AS``, ``SLURM_SSH_HOST``,
+    ``SLURM_SSH_PORT``, ``SLURM_SSH_USER``, ``SLURM_SSH_KEY_FILE``, ``SLURM_SSH_KNOWN_HOSTS``.
+    ``run_as`` (local only) runs sbatch and scancel as that Unix user through ``sudo -n``.
+    """
+    check_settings(settings)
+    if transport_kind(settings) == "local":
         return LocalTransport(run_as=run_as)
-    if kind != "ssh":
-        raise ValueError(f"SLURM_TRANSPORT must be 'local' or 'ssh', not {kind!r}")
     if run_as is not None:
-        raise ValueError("run_as is only supported by the local transport")
-    host = settings.get("SLURM_SSH_HOST")
-    if not host:
-        raise ValueError("SLURM_TRANSPORT is 'ssh' but SLURM_SSH_HOST is not set")
+        raise SlurmConfigError("run_as is only supported by the local transport")
+    host = settings["SLURM_SSH_HOST"]
     return SSHTransport(
         host,
         port=int(settings.get("SLURM_SSH_PORT") or 22),
