@@ -25,12 +25,14 @@ from wtforms import (
     FormField,
     IntegerField,
     RadioField,
+    SelectChoice,
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from portal import policy
+from portal.catalog import FLOWS as CATALOG_FLOWS
 from portal.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
 from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES
 from portal.slurm.client import SlurmClient, SlurmError
@@ -52,6 +54,7 @@ SWEEP_MODES = [
     ("zip", "Zip: the i-th values of every row together"),
 ]
 _DEFAULTS = Resources()
+FLOW_TITLES = {name: cls.title for name, cls in FLOW_CLASSES.items()}
 
 
 class FormInvalid(ValueError):
@@ -106,7 +109,7 @@ class SubmitForm(FlaskForm):
     )
     flow = SelectField(
         "Flow",
-        choices=[(name, cls.title) for name, cls in FLOW_CLASSES.items()],
+        choices=[SelectChoice(name, title) for name, title in FLOW_TITLES.items()],
         default=DEFAULT_FLOW,
     )
     name = StringField(
@@ -123,29 +126,33 @@ class SubmitForm(FlaskForm):
     cpus = IntegerField(
         "CPUs per task",
         default=_DEFAULTS.cpus,
-        validators=[DataRequired("Give a whole number of CPUs."), NumberRange(min=1, max=1024)],
+        validators=[InputRequired("Give a whole number of CPUs."), NumberRange(min=1, max=1024)],
     )
     mem_mb = IntegerField(
         "Memory per task (MB)",
         default=_DEFAULTS.mem_mb,
-        validators=[DataRequired("Give the memory in MB."), NumberRange(min=1, max=16_777_216)],
+        validators=[InputRequired("Give the memory in MB."), NumberRange(min=1, max=16_777_216)],
     )
     time_minutes = IntegerField(
         "Time limit per task (minutes)",
         default=_DEFAULTS.time_minutes,
         validators=[
-            DataRequired("Give a time limit in minutes."),
+            InputRequired("Give a time limit in minutes."),
             NumberRange(min=1, max=525_600),
         ],
     )
-    partition = SelectField("Partition", choices=[("", "Cluster default")], default="")
+    partition = SelectField("Partition", choices=[SelectChoice("", "Cluster default")], default="")
     throttle = IntegerField(
         "Tasks at once",
         default=0,
         validators=[Optional(), NumberRange(min=0, max=100_000)],
         description="How many tasks of the array may run at the same time; 0 = no limit.",
     )
-    sweep_mode = RadioField("Combine the swept values", choices=SWEEP_MODES, default="grid")
+    sweep_mode = RadioField(
+        "Combine the swept values",
+        choices=[SelectChoice(value, label) for value, label in SWEEP_MODES],
+        default="grid",
+    )
     sweep = FieldList(FormField(SweepRowForm), min_entries=SWEEP_ROWS, max_entries=MAX_SWEEP_ROWS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -180,7 +187,7 @@ class SubmitForm(FlaskForm):
 class PartitionChoices:
     """The partitions offered by the form, with their limits, or why Slurm did not say."""
 
-    choices: list[tuple[str, str]]
+    choices: list[SelectChoice]
     partitions: list[Partition] = field(default_factory=list)
     default: str = ""
     error: str | None = None
@@ -199,11 +206,11 @@ def partition_choices(settings: Mapping[str, Any], slurm: SlurmClient | None) ->
         except (SlurmError, TransportError, OSError) as exc:
             error = str(exc) or type(exc).__name__
     if not partitions:
-        choices = [("", "Cluster default")]
+        choices = [SelectChoice("", "Cluster default")]
         if configured:
-            choices = [(configured, f"{configured} (portal default)"), *choices]
+            choices = [SelectChoice(configured, f"{configured} (portal default)"), *choices]
         return PartitionChoices(choices, default=configured, error=error)
-    choices = [(p.name, partition_label(p)) for p in partitions]
+    choices = [SelectChoice(p.name, partition_label(p)) for p in partitions]
     names = [p.name for p in partitions]
     default = (
         configured
@@ -253,8 +260,17 @@ def raw_params(formdata: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def check_flow(param: Parameter, flow: str | None) -> None:
+    """Refuse a parameter the chosen flow does not understand (e.g. an OpenLane 2-only one)."""
+    if flow in CATALOG_FLOWS and flow not in param.flows:
+        understood = " and ".join(FLOW_TITLES.get(f, f) for f in param.flows)
+        raise ParameterError(
+            f"{param.name} is only understood by {understood}, not {FLOW_TITLES.get(flow, flow)}"
+        )
+
+
 def params_from_fields(
-    raw: Mapping[str, str], catalog: Catalog | None = None
+    raw: Mapping[str, str], catalog: Catalog | None = None, *, flow: str | None = None
 ) -> tuple[dict[str, Value], dict[str, list[str]]]:
     """Validate the editor's values one by one through the catalog: (values, errors by key)."""
     catalog = catalog or load_catalog()
@@ -264,6 +280,7 @@ def params_from_fields(
         key = f"{PARAM_PREFIX}{name}" if name in catalog else "form"
         try:
             values.update(catalog.coerce_mapping({name: text}))
+            check_flow(catalog.get(name), flow)
         except ParameterError as exc:
             errors.setdefault(key, []).append(str(exc))
     return values, errors
@@ -273,12 +290,14 @@ def _row_value(row: Mapping[str, Any], key: str) -> str:
     return str(row.get(key) or "").strip()
 
 
-def _row_axis(row: Mapping[str, Any]) -> list[str] | dict[str, str]:
+def _row_axis(row: Mapping[str, Any]) -> str | list[str] | dict[str, str]:
     """A row's raw axis for :func:`portal.sweeps.parse_axis`; raise SweepError if unclear."""
     values = _row_value(row, "values")
     start, stop, step = (_row_value(row, k) for k in ("start", "stop", "step"))
     if values and (start or stop or step):
         raise SweepError("give either values or a range, not both")
+    if values and ":" in values and "," not in values:
+        return values  # start:stop[:step], as on the command line
     if values:
         items = [item.strip() for item in values.split(",")]
         if any(not item for item in items):
@@ -297,6 +316,7 @@ def sweep_from_rows(
     *,
     fixed: Collection[str] = (),
     catalog: Catalog | None = None,
+    flow: str | None = None,
 ) -> dict[str, Any] | None:
     """The sweep document for :func:`portal.sweeps.parse_sweep`, or None when no row is used.
 
@@ -318,6 +338,7 @@ def sweep_from_rows(
             if not name:
                 raise SweepError("choose the parameter these values are for")
             param = catalog.get(name)
+            check_flow(param, flow)
             if name in first_row:
                 raise SweepError(f"{name} is already swept in row {first_row[name] + 1}")
             first_row[name] = i
@@ -357,7 +378,8 @@ def build_request(
     else is wrong (the URL, the partition's limits...) is for :func:`plan_submission` to say.
     """
     catalog = catalog or load_catalog()
-    base, errors = params_from_fields(params, catalog)
+    flow = str(data.get("flow") or DEFAULT_FLOW)
+    base, errors = params_from_fields(params, catalog, flow=flow)
     sweep: dict[str, Any] | None = None
     try:
         sweep = sweep_from_rows(
@@ -365,6 +387,7 @@ def build_request(
             str(data.get("sweep_mode") or "grid"),
             fixed=set(params),
             catalog=catalog,
+            flow=flow,
         )
     except FormInvalid as exc:
         for key, messages in exc.errors.items():
@@ -383,7 +406,7 @@ def build_request(
         repo_url=str(data.get("repo_url") or "").strip(),
         ref=str(data.get("ref") or "").strip(),
         design_path=str(data.get("design_path") or "").strip().strip("/"),
-        flow=str(data.get("flow") or DEFAULT_FLOW),
+        flow=flow,
         params=base,
         sweep=sweep,
         resources=resources,
