@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -249,6 +250,19 @@ class JobJanitor:
 
     def __exit__(self, *exc: object) -> None:
         self.cancel()
+
+
+def hold_shim(folder: Path) -> Path:
+    """A folder with an ``sbatch`` that runs the real one with ``--hold`` first: put it first
+    on the PATH of a portal process (gunicorn) and nothing it submits ever runs."""
+    real = shutil.which("sbatch")
+    if real is None:
+        raise SystemExit("sbatch not found")
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "sbatch"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(real)} --hold "$@"\n')
+    shim.chmod(0o755)
+    return folder
 
 
 def squeue_count(name_prefix: str) -> int:
