@@ -22,6 +22,7 @@ from flask import (
     render_template,
     request,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from portal import launcher
@@ -30,6 +31,7 @@ from portal.cluster import slurm_client
 from portal.slurm.client import SlurmClient
 from portal.submissions import SubmissionError, plan_submission, preview_script
 from portal.sweeps import SweepError
+from portal.web import limiter
 from portal.web.dashboard import submission_url
 from portal.web.submit_forms import (
     MAX_SWEEP_ROWS,
@@ -48,6 +50,17 @@ from portal.web.submit_forms import (
 )
 
 bp = Blueprint("submissions", __name__, url_prefix="/submissions")
+
+#: Defaults of the two rate limits (settings SUBMIT_RATE_LIMIT and PREVIEW_RATE_LIMIT override
+#: them): a preview clones the repository, a submission queues work on the cluster.
+SUBMIT_RATE_LIMIT = "30 per minute"
+PREVIEW_RATE_LIMIT = "10 per minute"
+
+
+def _per_user() -> str:
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return get_remote_address()
 
 
 def _slurm() -> SlurmClient | None:
@@ -116,6 +129,11 @@ def _is_htmx() -> bool:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: str(current_app.config.get("SUBMIT_RATE_LIMIT") or SUBMIT_RATE_LIMIT),
+    key_func=_per_user,
+    methods=["POST"],
+)
 @login_required
 def new() -> Any:
     """The submit form; a valid post creates the submission and opens its page."""
@@ -197,6 +215,10 @@ def _messages(form: SubmitForm) -> list[str]:
 
 
 @bp.post("/new/preview")
+@limiter.limit(
+    lambda: str(current_app.config.get("PREVIEW_RATE_LIMIT") or PREVIEW_RATE_LIMIT),
+    key_func=_per_user,
+)
 @login_required
 def preview() -> Any:
     """The exact sbatch script(s) the form would submit (a throwaway clone; nothing kept)."""

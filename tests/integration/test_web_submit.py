@@ -442,6 +442,22 @@ def test_posts_without_csrf_token_are_refused(web):
     assert submissions_count(app) == 0 and run_dirs(app) == []
 
 
+def test_previews_are_rate_limited_per_user(make_app, tmp_path):
+    app = make_app(RUN_ROOT=str(tmp_path / "runs"), PREVIEW_RATE_LIMIT="2 per minute")
+    add_user(app, "ada")
+    add_user(app, "bob")
+    ada, bob = app.test_client(), app.test_client()
+    login(ada)
+    login(bob, "bob")
+    data = form_data(repo_url="file:///nope")  # refused before any clone
+
+    def preview(client):
+        return post_form(client, "/submissions/new", data, "/submissions/new/preview", headers=HX)
+
+    assert [preview(ada).status_code for _ in range(3)] == [200, 200, 429]
+    assert preview(bob).status_code == 200  # another user has a budget of their own
+
+
 def test_anonymous_users_are_sent_to_sign_in(app):
     response = app.test_client().get("/submissions/new")
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
