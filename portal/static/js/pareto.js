@@ -1,0 +1,176 @@
+/* OpenLane Portal — the Pareto plot of a submission (Chart.js 4 scatter).
+ * Data comes from the <script type="application/json" id="chart-data"> island inside
+ * [data-pareto] (never evaluated); changing an axis fetches data-results-url?x=..&y=.., whose
+ * Pareto front and best tasks are computed by the server (portal.dse). Clicking a point opens
+ * that task in the task panel.
+ */
+(function () {
+  "use strict";
+
+  var COLOURS = {
+    others: "rgba(107, 118, 134, 0.55)",
+    front: "#0e7c86",
+    bestX: "#d9480f",
+    bestY: "#7048e8",
+  };
+
+  function label(data, name) {
+    var field = data.fields[name];
+    if (!field) return name;
+    return field.unit ? field.label + " [" + field.unit + "]" : field.label;
+  }
+
+  function shortLabel(data, name) {
+    var field = data.fields[name];
+    return field ? field.label : name;
+  }
+
+  function datasets(data) {
+    var x = data.x;
+    var y = data.y;
+    var others = [];
+    var front = [];
+    var bestX = [];
+    var bestY = [];
+    data.rows.forEach(function (row) {
+      var px = row.metrics[x];
+      var py = row.metrics[y];
+      if (typeof px !== "number" || typeof py !== "number") return;
+      var point = { x: px, y: py, index: row.index, params: row.params || {} };
+      (row.pareto ? front : others).push(point);
+      if (data.best[x] === row.index) bestX.push(point);
+      if (data.best[y] === row.index) bestY.push(point);
+    });
+    front.sort(function (a, b) { return a.x - b.x || a.y - b.y; });
+    return [
+      {
+        label: "Best " + shortLabel(data, x).toLowerCase(),
+        data: bestX, pointStyle: "triangle", pointRadius: 12, pointHoverRadius: 13,
+        borderColor: COLOURS.bestX, backgroundColor: "rgba(0, 0, 0, 0)", borderWidth: 2,
+        order: 0,
+      },
+      {
+        label: "Best " + shortLabel(data, y).toLowerCase(),
+        data: bestY, pointStyle: "rectRot", pointRadius: 12, pointHoverRadius: 13,
+        borderColor: COLOURS.bestY, backgroundColor: "rgba(0, 0, 0, 0)", borderWidth: 2,
+        order: 0,
+      },
+      {
+        label: "Pareto front", data: front, showLine: true, pointRadius: 6,
+        pointHoverRadius: 8, borderColor: COLOURS.front, backgroundColor: COLOURS.front,
+        borderWidth: 2, order: 1,
+      },
+      {
+        label: "Other tasks", data: others, pointRadius: 4, pointHoverRadius: 6,
+        backgroundColor: COLOURS.others, borderColor: COLOURS.others, order: 2,
+      },
+    ];
+  }
+
+  function options(data, box) {
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      scales: {
+        x: { type: "linear", title: { display: true, text: label(data, data.x) } },
+        y: { type: "linear", title: { display: true, text: label(data, data.y) } },
+      },
+      plugins: {
+        legend: { position: "bottom" },
+        tooltip: {
+          callbacks: {
+            label: function (item) {
+              var p = item.raw;
+              var params = Object.keys(p.params).sort().map(function (k) {
+                return k + "=" + p.params[k];
+              }).join(" ");
+              return "Task " + p.index + ": " + p.x + ", " + p.y + (params ? "  (" + params + ")" : "");
+            },
+          },
+        },
+      },
+      onClick: function (_event, elements, chart) {
+        if (!elements.length || !window.htmx) return;
+        var point = chart.data.datasets[elements[0].datasetIndex].data[elements[0].index];
+        var base = box.getAttribute("data-task-base");
+        window.htmx.ajax("GET", base + "/tasks/" + point.index, {
+          target: "#task-panel", swap: "outerHTML",
+        });
+      },
+    };
+  }
+
+  function note(box, text) {
+    var element = box.querySelector("[data-chart-note]");
+    if (element) element.textContent = text;
+  }
+
+  function draw(chart, data, box) {
+    chart.data.datasets = datasets(data);
+    chart.options = options(data, box);
+    chart.update();
+  }
+
+  function setup(box) {
+    if (box.getAttribute("data-ready") === "1") return;
+    box.setAttribute("data-ready", "1");
+    var island = box.querySelector("script[type='application/json']");
+    var canvas = box.querySelector("canvas");
+    if (!island || !canvas) return;
+    if (!window.Chart) {
+      note(box, "The plot could not be drawn (Chart.js did not load); the table below has every value.");
+      return;
+    }
+    var data = JSON.parse(island.textContent);
+    var chart = new window.Chart(canvas, {
+      type: "scatter",
+      data: { datasets: datasets(data) },
+      options: options(data, box),
+    });
+    var xSelect = box.querySelector("[data-axis='x']");
+    var ySelect = box.querySelector("[data-axis='y']");
+    var defaultNote = box.querySelector("[data-chart-note]");
+    defaultNote = defaultNote ? defaultNote.textContent : "";
+
+    function reload() {
+      if (xSelect.value === ySelect.value) {
+        note(box, "Choose two different metrics.");
+        return;
+      }
+      var url = box.getAttribute("data-results-url") + "?x=" + encodeURIComponent(xSelect.value) +
+        "&y=" + encodeURIComponent(ySelect.value);
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          return response.json().then(function (body) {
+            if (!response.ok) throw new Error(body.error ? body.error.message : "HTTP " + response.status);
+            return body;
+          });
+        })
+        .then(function (payload) {
+          data = payload;
+          draw(chart, data, box);
+          note(box, defaultNote);
+        })
+        .catch(function (error) { note(box, "The plot could not be updated: " + error.message); });
+    }
+
+    if (xSelect) xSelect.addEventListener("change", reload);
+    if (ySelect) ySelect.addEventListener("change", reload);
+  }
+
+  function init(root) {
+    if (!root || !root.querySelectorAll) return;
+    if (root.matches && root.matches("[data-pareto]")) setup(root);
+    root.querySelectorAll("[data-pareto]").forEach(setup);
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    init(event.detail && event.detail.elt ? event.detail.elt : event.target);
+  });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { init(document.body); });
+  } else {
+    init(document.body);
+  }
+})();
