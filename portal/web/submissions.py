@@ -28,6 +28,8 @@ from flask_login import current_user, login_required
 from portal import launcher
 from portal.catalog import load_catalog
 from portal.cluster import slurm_client
+from portal.flows.base import FlowError
+from portal.render import RenderError
 from portal.slurm.client import SlurmClient
 from portal.submissions import SubmissionError, plan_submission, preview_script
 from portal.sweeps import SweepError
@@ -236,7 +238,7 @@ def preview() -> Any:
                 current_app.config,
                 current_user._get_current_object(),  # type: ignore[attr-defined]
             )
-        except (SubmissionError, SweepError) as exc:
+        except (SubmissionError, SweepError, RenderError, FlowError) as exc:
             error = str(exc)
     if not _is_htmx():
         return _page(form, partitions, preview=script, preview_error=error)
