@@ -75,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
     # Web
     "LAUNCH_IN_BACKGROUND": True,
     "SHARE_LINK_MAX_AGE": 7 * 24 * 3600,
+    "PREVIEW_RATE_LIMIT": "10 per minute",
+    "SUBMIT_RATE_LIMIT": "30 per minute",
     "TRUSTED_PROXIES": 0,
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_ENABLED": True,
@@ -139,6 +141,8 @@ DOCS: dict[str, str] = {
     "LAUNCH_IN_BACKGROUND": "Web and API submissions stage and sbatch in a background thread "
     "(the request answers at once); false runs them inside the request.",
     "SHARE_LINK_MAX_AGE": "Longest lifetime, in seconds, of a signed share link.",
+    "PREVIEW_RATE_LIMIT": "sbatch previews per user (each one clones the repository).",
+    "SUBMIT_RATE_LIMIT": "Submissions posted per user, from the form or the API.",
     "TRUSTED_PROXIES": "Reverse proxies in front of the portal (nginx: 1) whose X-Forwarded-* "
     "headers are trusted; 0 trusts none.",
     "RATELIMIT_STORAGE_URI": "Flask-Limiter storage (memory:// per process; redis://... shared "
