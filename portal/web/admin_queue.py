@@ -1,0 +1,128 @@
+"""The approval queue's service side: preview a waiting submission's script, approve it once.
+
+:func:`preview_stored` renders the exact sbatch script(s) of a *recorded* submission (the
+submit form's preview works from a Plan instead), from a throwaway clone of its repository.
+
+:func:`approve_and_launch` records the admin's approval and starts the launch with
+:func:`portal.launcher.start_launch`: in the background by default, so the admin's request does
+not wait for the clone and sbatch, inside the request with ``LAUNCH_IN_BACKGROUND`` false.
+It does what :func:`portal.submissions.approve` does (state, decider, audit entry, decision
+email in the same commit) but claims the submission with one conditional UPDATE, so of two
+admins approving at once exactly one launches it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import update
+
+from portal.extensions import db
+from portal.flows.base import FlowError
+from portal.flows.registry import get_flow
+from portal.gitpolicy import GitURLError, check_repo_url
+from portal.launcher import start_launch
+from portal.models import Submission, SubmissionState, User, audit, utcnow
+from portal.notify import queue_decision_mail
+from portal.render import RenderError
+from portal.staging import StagingError, stage_repository
+from portal.submissions import SubmissionError, render_scripts, run_dir_of
+
+#: Values of one swept parameter shown before "…".
+SHOWN_VALUES = 6
+
+
+def describe_sweep(spec: Mapping[str, Any] | None) -> str:
+    """One line saying what a stored sweep spec varies: ``grid: CLOCK_PERIOD 10, 20, 30``."""
+    if not spec or spec.get("kind", "single") == "single":
+        return "single point"
+    kind = str(spec.get("kind"))
+    if kind == "list":
+        return f"list of {len(spec.get('points') or [])} points"
+    if kind == "random":
+        names = ", ".join(sorted(spec.get("ranges") or {}))
+        return f"random: {spec.get('samples')} samples (seed {spec.get('seed')}) over {names}"
+    axes = []
+    for name, axis in (spec.get("parameters") or {}).items():
+        if isinstance(axis, Mapping):
+            axes.append(f"{name} {axis.get('start')}..{axis.get('stop')} step {axis.get('step')}")
+        else:
+            values = [str(v) for v in axis]
+            more = ", …" if len(values) > SHOWN_VALUES else ""
+            axes.append(f"{name} {', '.join(values[:SHOWN_VALUES])}{more}")
+    return f"{kind}: {'; '.join(axes)}" if axes else kind
+
+
+def preview_stored(
+    submission: Submission, settings: Mapping[str, Any], max_array_size: int = 1001
+) -> str:
+    """The script(s) ``submission`` would submit now, from a scratch clone (nothing kept).
+
+    The branch or tag is resolved again, so the commit may differ from the one pinned at
+    launch if the ref moved meanwhile. Raises :class:`SubmissionError` with the reason when
+    the repository or design cannot be read.
+    """
+    flow = get_flow(submission.flow)
+    with tempfile.TemporaryDirectory(prefix="olp-admin-preview-") as tmp:
+        checkout = Path(tmp) / "design"
+        try:
+            url = check_repo_url(
+                submission.repo_url,
+                allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+                allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+            )
+            stage_repository(
+                url,
+                submission.commit or submission.ref,
+                checkout,
+                timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
+                max_mb=int(settings["GIT_MAX_REPO_MB"]),
+            )
+            design = flow.find_design(
+                checkout, submission.design_path, pdk_root=str(settings["PDK_ROOT"])
+            )
+            rendered = render_scripts(
+                submission,
+                settings,
+                flow,
+                design,
+                [task.index for task in submission.tasks],
+                owner=submission.owner,
+                checkout=checkout,
+                run_dir=run_dir_of(submission, settings),
+                max_array_size=max_array_size,
+            )
+        except (GitURLError, StagingError, FlowError, RenderError) as exc:
+            raise SubmissionError(str(exc)) from None
+    return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
+
+
+def approve_and_launch(app: Flask, submission: Submission, admin: User) -> Submission:
+    """Approve a waiting submission and start its launch; raise :class:`SubmissionError` if it
+    is no longer waiting (decided by someone else meanwhile) or the launch cannot start."""
+    claimed = db.session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission.id,
+            Submission.state == SubmissionState.AWAITING_APPROVAL,
+        )
+        .values(state=SubmissionState.STAGING, decided_by_id=admin.id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        db.session.refresh(submission)
+        raise SubmissionError(
+            f"submission is {submission.state}, not {SubmissionState.AWAITING_APPROVAL}: "
+            "it was decided meanwhile"
+        )
+    db.session.refresh(submission)
+    audit("submission.approve", actor=admin, submission=submission)
+    queue_decision_mail(submission, approved=True)
+    db.session.commit()
+    start_launch(app, submission)
+    return submission
