@@ -10,6 +10,7 @@ from flask import Flask
 
 from portal.config import load_settings
 from portal.extensions import db, migrate
+from portal.slurm.transports import check_settings
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
@@ -20,6 +21,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     instance_path = str(Path(instance).resolve()) if instance else None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(load_settings(Path(app.instance_path), overrides))
+    check_settings(app.config)  # e.g. SSH + run-as-user is refused before anything starts
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)

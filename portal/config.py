@@ -103,7 +103,9 @@ DOCS: dict[str, str] = {
     "SLURM_SSH_USER": "SSH user for the ssh transport.",
     "SLURM_SSH_KEY_FILE": "Private key for the ssh transport (key auth only).",
     "SLURM_SSH_KNOWN_HOSTS": "known_hosts file; unknown host keys are refused.",
-    "SLURM_RUN_AS": "'service' (portal account, --account/--comment) or 'user' (sudo -n -u).",
+    "SLURM_RUN_AS": "'service' (portal account, --account/--comment) or 'user' (sudo -n -u; "
+    "needs SLURM_TRANSPORT=local, a unix_user per user, a sudoers rule and a shared RUN_ROOT "
+    "group: see docs/operators.md).",
     "SLURM_PARTITION": "Default partition; empty means the cluster default.",
     "SLURM_DEFAULT_ACCOUNT": "Slurm account charged when the user has none.",
     "SLURM_COMMAND_TIMEOUT": "Seconds before a Slurm command is abandoned.",

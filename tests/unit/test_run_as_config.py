@@ -204,3 +204,17 @@ def test_share_gives_group_read_and_write_only_where_the_job_writes(run_root: Pa
         assert path.lstat().st_gid == nogroup, path
     assert share_run_dir(run_dir, "nobody", [run_dir / "logs"]) == nogroup  # idempotent
     assert mode("tasks/0") == 0o2750  # no longer listed: write taken back
+
+
+def test_the_app_factory_refuses_ssh_with_run_as_user(tmp_path: Path) -> None:
+    from portal import create_app
+
+    with pytest.raises(ValueError, match="SLURM_RUN_AS"):
+        create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}",
+                "SLURM_TRANSPORT": "ssh",
+                "SLURM_SSH_HOST": "login.example.org",
+                "SLURM_RUN_AS": "user",
+            }
+        )
