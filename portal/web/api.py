@@ -1,0 +1,475 @@
+"""Blueprint ``api``: the REST API ``/api/v1`` (JSON, personal API tokens).
+
+Every endpoint but ``openapi.json`` needs ``Authorization: Bearer <token>``; a session cookie
+is not enough (and no cookie is ever set in an answer). Another user's submission answers 404,
+exactly like one that does not exist. Every failure is
+``{"error": {"code", "message", "details"?}}`` with a stable code (see
+:data:`portal.web.api_schema.ERROR_CODES`): 400 for a request the API cannot read, 422 for one
+the portal refuses, 409 for an action the submission's state does not allow, 503 when Slurm
+does not answer. The OpenAPI document is built from the same declarations that check requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request, send_file, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+from werkzeug.exceptions import HTTPException
+
+from portal import launcher
+from portal import submissions as svc
+from portal.cluster import slurm_client
+from portal.export import ExportError, build_bundle
+from portal.extensions import db
+from portal.flows.base import FlowError
+from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
+from portal.render import RenderError
+from portal.results import ResultsError, results_table
+from portal.serialize import isotime, submission_dict, task_counts, task_dict
+from portal.slurm.client import SlurmError
+from portal.slurm.transports import SlurmConfigError, TransportError
+from portal.web import bearer_token, error_response, limiter, portal_version
+from portal.web.access import can_view, visible_submissions
+from portal.web.api_schema import (
+    CANCEL_FIELDS,
+    DEFAULT_PER_PAGE,
+    DEFAULT_TASKS_PER_PAGE,
+    ERROR_CODES,
+    EXPORT_QUERY,
+    LIST_QUERY,
+    MAX_BODY_BYTES,
+    RESULTS_QUERY,
+    SUBMIT_FIELDS,
+    TASKS_QUERY,
+    RequestInvalid,
+    build_openapi,
+    parse_object,
+    parse_query,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+DEFAULT_RATE_LIMIT = "600 per minute"
+#: Submission states in which cancelling still means something.
+CANCELLABLE = frozenset(SubmissionState) - FINAL_STATES
+
+
+class APIError(Exception):
+    """A failure answered as ``{"error": {...}}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, details: Any = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code or ERROR_CODES.get(status, "error")
+        self.message = message
+        self.details = details
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """``data`` as JSON, keys in their own order (parameters keep the sweep's order)."""
+    text = current_app.json.dumps(data, sort_keys=False, separators=(",", ":"))
+    return current_app.response_class(text + "\n", status=status, mimetype="application/json")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_json(
+    status: int, message: str, *, code: str | None = None, details: Any = None
+) -> Response:
+    """The API's error answer."""
+    body: dict[str, Any] = {"code": code or ERROR_CODES.get(status, "error"), "message": message}
+    if details is not None:
+        body["details"] = details
+    response = json_response({"error": body}, status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="openlane-portal"'
+    return response
+
+
+@bp.errorhandler(APIError)
+def _api_error(exc: APIError) -> Response:
+    return error_json(exc.status, exc.message, code=exc.code, details=exc.details)
+
+
+@bp.errorhandler(RequestInvalid)
+def _request_invalid(exc: RequestInvalid) -> Response:
+    return error_json(400, exc.message, details=exc.details)
+
+
+def _http_error_json(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status >= 500:
+        db.session.rollback()
+    if isinstance(exc, CSRFError):  # a cookie-authenticated POST: the API wants a token
+        return error_json(401, "Send a personal API token: Authorization: Bearer <token>.")
+    code = ERROR_CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
+    message = exc.description or exc.name
+    if status == 429:
+        message = f"Too many requests: {exc.description}. Try again later."
+    response = error_json(status, str(message), code=code)
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    if exc.code is None or exc.code < 400:
+        return exc
+    return _http_error_json(exc)
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _routing_error(exc: HTTPException) -> Any:
+    """URLs under /api/ that match no endpoint (or method) answer in the API's shape; every
+    other path keeps the portal's generic handling."""
+    if request.path.startswith("/api/"):
+        return _http_error_json(exc)
+    return error_response(exc)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    db.session.rollback()
+    current_app.logger.exception("API request %s %s failed", request.method, request.path)
+    return error_json(500, "The portal failed to answer; the error was logged.")
+
+
+# --------------------------------------------------------------------------- auth and limits
+
+
+def _rate_key() -> str:
+    token = bearer_token()
+    if token:
+        return "api-token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "api-ip:" + (get_remote_address() or "?")
+
+
+limiter.limit(
+    lambda: str(current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT),
+    key_func=_rate_key,
+    scope="api",
+    exempt_when=lambda: request.endpoint == "api.openapi",
+)(bp)
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint == "api.openapi":
+        return
+    if bearer_token() is None:
+        raise APIError(401, "Send a personal API token: Authorization: Bearer <token>.")
+    if not current_user.is_authenticated or g.get("api_token") is None:
+        raise APIError(401, "The API token is unknown, revoked, or its account is disabled.")
+
+
+def _user() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+def _site_url() -> str:
+    return request.url_root
+
+
+def _body(fields: Any, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON body checked against ``fields`` (an empty body is ``{}`` when ``optional``)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if not raw.strip():
+        if optional:
+            return parse_object({}, fields)
+        raise RequestInvalid("The request body must be a JSON object.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestInvalid(f"The request body is not valid JSON: {exc}") from None
+    return parse_object(data, fields)
+
+
+def _submission(uuid: str) -> Submission:
+    """The submission ``uuid`` if the token's user may see it, else 404 (no existence leak)."""
+    found = db.session.scalar(
+        select(Submission).options(joinedload(Submission.owner)).where(Submission.uuid == uuid)
+    )
+    if found is None or not can_view(current_user, found):
+        raise APIError(404, f"No submission {uuid[:40]!r}.")
+    return found
+
+
+def _submission_json(submission: Submission) -> dict[str, Any]:
+    counts = task_counts(db.session, [submission.id])[submission.id]
+    return submission_dict(submission, counts, site_url=_site_url())
+
+
+def _envelope(submission: Submission, status: int = 200) -> Response:
+    return json_response({"submission": _submission_json(submission)}, status)
+
+
+def _slurm_unavailable(exc: Exception) -> APIError:
+    db.session.rollback()
+    return APIError(503, f"Slurm did not answer: {exc}")
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3.1 document of this API (public)."""
+    rules = [r for r in current_app.url_map.iter_rules() if r.endpoint.startswith("api.")]
+    return json_response(
+        build_openapi(rules, version=portal_version(), server_url=request.url_root)
+    )
+
+
+@bp.get("/me")
+def me() -> Any:
+    """The token's user and the token."""
+    user, token = _user(), g.api_token
+    return json_response(
+        {
+            "user": {
+                "username": user.username,
+                "email": user.email,
+                "role": user.role,
+                "slurm_account": user.slurm_account,
+                "notify": user.notify,
+                "created_at": isotime(user.created_at),
+            },
+            "token": {
+                "name": token.name,
+                "prefix": token.prefix,
+                "created_at": isotime(token.created_at),
+                "last_used_at": isotime(token.last_used_at),
+            },
+        }
+    )
+
+
+@bp.get("/submissions")
+def list_submissions() -> Any:
+    """Visible submissions, newest first; filters and pagination in SQL."""
+    query = parse_query(request.args, LIST_QUERY)
+    user = _user()
+    stmt = visible_submissions(user)
+    if query.get("mine"):
+        stmt = stmt.where(Submission.owner_id == user.id)
+    if query.get("state"):
+        stmt = stmt.where(Submission.state.in_(query["state"]))
+    if query.get("flow"):
+        stmt = stmt.where(Submission.flow == query["flow"])
+    if query.get("q"):
+        stmt = stmt.where(Submission.name.contains(query["q"], autoescape=True))
+    if query.get("uuid"):
+        stmt = stmt.where(Submission.uuid.startswith(query["uuid"], autoescape=True))
+    page, per_page = query.get("page", 1), query.get("per_page", DEFAULT_PER_PAGE)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.session.scalars(
+        stmt.options(joinedload(Submission.owner))
+        .order_by(Submission.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    counts = task_counts(db.session, [s.id for s in rows])
+    site = _site_url()
+    items = [submission_dict(s, counts[s.id], site_url=site) for s in rows]
+    return json_response({"items": items, "page": page, "per_page": per_page, "total": total})
+
+
+@bp.post("/submissions")
+def create_submission() -> Any:
+    """Submit (201), or with ``dry_run`` show what would be submitted (200, nothing written)."""
+    body = _body(SUBMIT_FIELDS)
+    user = _user()
+    if body["sweep"] is not None and body["sweeps"]:
+        raise APIError(422, "Give either sweep (a sweep specification) or sweeps, not both.")
+    res = body["resources"]
+    built = svc.SubmissionRequest(
+        repo_url=body["repo_url"],
+        ref=body["ref"],
+        design_path=body["design_path"],
+        flow=body["flow"],
+        params=body["params"],
+        sweep=body["sweep"],
+        cli_sweeps=tuple(body["sweeps"]),
+        resources=svc.Resources(
+            cpus=res["cpus"],
+            mem_mb=res["mem_mb"],
+            time_minutes=res["time_minutes"],
+            partition=res["partition"] or None,
+            account=res["account"] or user.slurm_account,
+            qos=res["qos"] or None,
+            throttle=res["throttle"],
+        ),
+        name=body["name"],
+        notify=body["notify"],
+    )
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        if body["dry_run"]:
+            return json_response(_dry_run(built, user))
+        submission = launcher.submit_request(app, built, user)
+    except svc.SubmissionError as exc:
+        db.session.rollback()
+        raise APIError(422, str(exc)) from None
+    except (SlurmError, TransportError, SlurmConfigError) as exc:
+        raise _slurm_unavailable(exc) from None
+    response = _envelope(submission, 201)
+    response.headers["Location"] = url_for("api.get_submission", uuid=submission.uuid)
+    return response
+
+
+def _dry_run(built: svc.SubmissionRequest, user: User) -> dict[str, Any]:
+    settings = current_app.config
+    plan = svc.plan_submission(built, settings, slurm_client(settings, user))
+    script = svc.preview_script(plan, settings, user)
+    return {
+        "script": script,
+        "points": plan.points,
+        "tasks": len(plan.points),
+        "core_hours": round(plan.decision.core_hours, 3),
+        "needs_approval": plan.decision.needs_approval,
+        "reasons": list(plan.decision.reasons),
+    }
+
+
+@bp.get("/submissions/<uuid>")
+def get_submission(uuid: str) -> Any:
+    """One submission."""
+    return _envelope(_submission(uuid))
+
+
+@bp.get("/submissions/<uuid>/tasks")
+def list_tasks(uuid: str) -> Any:
+    """The submission's array tasks in index order (paginated)."""
+    submission = _submission(uuid)
+    query = parse_query(request.args, TASKS_QUERY)
+    page, per_page = query.get("page", 1), query.get("per_page", DEFAULT_TASKS_PER_PAGE)
+    total = db.session.scalar(
+        select(func.count(Task.id)).where(Task.submission_id == submission.id)
+    )
+    tasks = db.session.scalars(
+        select(Task)
+        .where(Task.submission_id == submission.id)
+        .order_by(Task.index)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return json_response(
+        {
+            "items": [task_dict(t) for t in tasks],
+            "page": page,
+            "per_page": per_page,
+            "total": total or 0,
+        }
+    )
+
+
+@bp.get("/submissions/<uuid>/results")
+def results(uuid: str) -> Any:
+    """Design features per task, the Pareto front and the best task per objective."""
+    submission = _submission(uuid)
+    query = parse_query(request.args, RESULTS_QUERY)
+    try:
+        table = results_table(submission, query.get("objectives") or None)
+    except ResultsError as exc:
+        raise APIError(422, str(exc)) from None
+    return json_response(table.to_dict())
+
+
+@bp.post("/submissions/<uuid>/cancel")
+def cancel(uuid: str) -> Any:
+    """scancel the submission, or the task indices in ``tasks``."""
+    submission = _submission(uuid)
+    body = _body(CANCEL_FIELDS, optional=True)
+    indices = sorted(set(body["tasks"])) if body["tasks"] is not None else None
+    if indices is not None and not indices:
+        raise APIError(422, "tasks is empty: name at least one task index, or leave it out.")
+    if submission.state not in CANCELLABLE:
+        raise APIError(409, f"The submission is already {submission.state}.")
+    try:
+        slurm = slurm_client(current_app.config, submission.owner)
+        svc.cancel(submission, slurm, indices, actor=_user())
+    except svc.SubmissionError as exc:
+        db.session.rollback()
+        raise APIError(422, str(exc)) from None
+    except (SlurmError, TransportError, SlurmConfigError) as exc:
+        raise _slurm_unavailable(exc) from None
+    return _envelope(submission)
+
+
+@bp.post("/submissions/<uuid>/resubmit")
+def resubmit(uuid: str) -> Any:
+    """ONE new array over the failed and cancelled tasks of a finished submission."""
+    submission = _submission(uuid)
+    _body((), optional=True)
+    try:
+        slurm = slurm_client(current_app.config, submission.owner)
+        indices = svc.resubmit_failed(submission, current_app.config, slurm, actor=_user())
+    except svc.SubmissionError as exc:
+        db.session.rollback()
+        raise APIError(409, str(exc)) from None
+    except (FlowError, RenderError) as exc:
+        db.session.rollback()
+        raise APIError(422, str(exc)) from None
+    except (SlurmError, TransportError, SlurmConfigError) as exc:
+        raise _slurm_unavailable(exc) from None
+    return json_response({"submission": _submission_json(submission), "resubmitted": indices})
+
+
+@bp.get("/submissions/<uuid>/export")
+def export(uuid: str) -> Any:
+    """The export bundle (tar.gz runnable with plain sbatch)."""
+    submission = _submission(uuid)
+    query = parse_query(request.args, EXPORT_QUERY)
+    workdir = tempfile.mkdtemp(prefix="olp-api-export-")
+    output = Path(workdir) / "bundle.tar.gz"
+    try:
+        target = build_bundle(
+            submission,
+            current_app.config,
+            output,
+            run_dir=Path(query["run_dir"]) if "run_dir" in query else None,
+        )
+        handle = output.open("rb")
+    except (ExportError, OSError) as exc:
+        _cleanup(output, workdir)
+        raise APIError(409, f"Cannot export: {exc}") from None
+    size = os.fstat(handle.fileno()).st_size
+    _cleanup(output, workdir)  # the open handle keeps the data until it is sent
+    response = send_file(
+        handle,
+        mimetype="application/gzip",
+        as_attachment=True,
+        download_name=f"openlane-portal-{submission.uuid[:8]}.tar.gz",
+    )
+    response.content_length = size
+    response.headers["X-Unpack-Dir"] = str(target)
+    return response
+
+
+def _cleanup(output: Path, workdir: str) -> None:
+    with contextlib.suppress(OSError):
+        output.unlink()
+    with contextlib.suppress(OSError):
+        os.rmdir(workdir)
