@@ -1,7 +1,10 @@
-"""The ``portal`` command line: database, users, submissions, polling, reports.
+"""The ``portal`` command line: database, users, tokens, submissions, polling, reports.
 
-Every command runs against the portal's own database and settings (PORTAL_INSTANCE_PATH,
-PORTAL_* variables). Bad input exits with status 2 and a one-line error; nothing is written.
+Commands run against the portal's own database and settings (PORTAL_INSTANCE_PATH,
+PORTAL_* variables). With ``--server URL`` (or PORTAL_SERVER) the submission commands --
+submit, status, cancel, resubmit, results, export -- go through the REST API instead
+(:mod:`portal.client`, token from PORTAL_TOKEN or the config file) and print the same thing.
+Bad input exits with status 2 and a one-line error; nothing is written.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from flask import Flask
@@ -20,14 +23,23 @@ from sqlalchemy import or_, select
 
 from portal.models import Submission, User
 
+if TYPE_CHECKING:
+    from portal.client import PortalClient
+
 ID_HELP = "submission uuid (or a unique prefix of at least 4 characters) or number"
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Commands that also work against a remote portal (``--server``).
+REMOTE_COMMANDS = ("submit", "status", "cancel", "resubmit", "results", "export")
+MAX_SWEEP_FILE_BYTES = 5 * 1024 * 1024
 
 
 class Context:
-    """Lazily built application for the commands that need one."""
+    """Lazily built application (local) or API client (``--server``) for the commands."""
 
     def __init__(self) -> None:
         self._app: Flask | None = None
+        self._client: PortalClient | None = None
+        self.server: str | None = None
 
     @property
     def app(self) -> Flask:
@@ -37,21 +49,39 @@ class Context:
             self._app = create_app()
         return self._app
 
+    @property
+    def client(self) -> PortalClient:
+        """The API client for ``--server`` (fails clearly without a token)."""
+        if self._client is None:
+            from portal.client import PortalClient, PortalConfigError, load_token
+
+            try:
+                self._client = PortalClient(str(self.server), load_token())
+            except PortalConfigError as exc:
+                fail(str(exc))
+        return self._client
+
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
-def fail(message: str) -> None:
-    """Print a one-line error and exit 2."""
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Print a one-line error and exit (2: refused input)."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def with_app(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run the command inside an application context."""
+    """Run the command inside an application context (on the portal host only)."""
 
     @pass_ctx
     def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        if ctx.server:
+            name = click.get_current_context().command_path
+            fail(
+                f"`{name}` runs on the portal host only; with --server use one of: "
+                f"{', '.join(REMOTE_COMMANDS)}"
+            )
         with ctx.app.app_context():
             return func(ctx.app, *args, **kwargs)
 
@@ -60,9 +90,55 @@ def with_app(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def remote_or_local(
+    remote: Callable[..., Any],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run ``remote(client, **options)`` with ``--server``, else the local command."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @pass_ctx
+        def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+            if ctx.server:
+                if kwargs.get("username"):
+                    fail("--user does not apply with --server: your API token says who you are")
+                kwargs.pop("username", None)
+                return _remote_call(lambda: remote(ctx.client, *args, **kwargs))
+            with ctx.app.app_context():
+                return func(ctx.app, *args, **kwargs)
+
+        wrapper.__name__ = func.__name__
+        wrapper.__doc__ = func.__doc__
+        return wrapper
+
+    return decorate
+
+
+def _remote_call(call: Callable[[], Any]) -> Any:
+    """Turn API errors into the CLI's errors (exit 1 when Slurm or the server is down)."""
+    from portal.client import PortalAPIError
+
+    try:
+        return call()
+    except PortalAPIError as exc:
+        if exc.code == "slurm_unavailable":
+            fail(f"Slurm: {exc.message}", 1)
+        if exc.code in ("unreachable", "internal_error", "http_error", "bad_response"):
+            fail(exc.message, 1)
+        fail(exc.message)
+
+
 @click.group()
-def main() -> None:
+@click.option(
+    "--server",
+    envvar="PORTAL_SERVER",
+    metavar="URL",
+    help="a portal to use through its REST API (submit, status, cancel, resubmit, results, "
+    "export); the token comes from PORTAL_TOKEN or ~/.config/openlane-portal/config.toml",
+)
+@pass_ctx
+def main(ctx: Context, server: str | None) -> None:
     """OpenLane Portal: run OpenLane sweeps as Slurm job arrays."""
+    ctx.server = server.strip() if server and server.strip() else None
 
 
 # -- database and users ------------------------------------------------------------------------
@@ -158,6 +234,117 @@ def find_submission(ident: str) -> Submission:
     return matches[0]
 
 
+def find_remote(client: PortalClient, ident: str) -> str:
+    """The uuid of a remote submission named by its uuid or a unique prefix of it."""
+    ident = ident.strip().lower()
+    if UUID_RE.fullmatch(ident):
+        return ident
+    if len(ident) < 4 or not re.fullmatch(r"[0-9a-f-]+", ident):
+        hint = " (submission numbers work on the portal host only)" if ident.isdigit() else ""
+        fail(f"no submission {ident!r}{hint}")
+    page = client.list(uuid=ident, per_page=2)
+    if page["total"] != 1:
+        fail(f"no submission {ident!r}" if not page["total"] else f"{ident!r} is ambiguous")
+    return str(page["items"][0]["uuid"])
+
+
+# -- API tokens ----------------------------------------------------------------------------------
+@main.group()
+def token() -> None:
+    """Personal API tokens (for the REST API and `portal --server`)."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", required=True, help="what the token is for, e.g. the laptop using it")
+@with_app
+def token_create(app: Flask, username: str, name: str) -> None:
+    """Create an API token for USERNAME and print it (shown this once only)."""
+    from portal.accounts import AccountError, create_api_token
+    from portal.extensions import db as database
+
+    owner = database.session.scalar(select(User).where(User.username == username))
+    if owner is None:
+        fail(f"no portal user {username!r}")
+    if not owner.active:
+        fail(f"{username} is not active")
+    try:
+        plaintext, row = create_api_token(owner, name)
+    except AccountError as exc:
+        fail(str(exc))
+    click.echo(
+        f"created token {row.id} {row.name!r} for {owner.username}; it is shown only now:",
+        err=True,
+    )
+    click.echo(plaintext)
+
+
+@token.command("list")
+@click.argument("username", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def token_list(app: Flask, username: str | None, as_json: bool) -> None:
+    """List API tokens (of USERNAME, or everybody's); never their secret."""
+    from portal.extensions import db as database
+    from portal.models import ApiToken
+    from portal.serialize import isotime
+
+    query = select(ApiToken).join(ApiToken.user).order_by(ApiToken.id)
+    if username:
+        if database.session.scalar(select(User.id).where(User.username == username)) is None:
+            fail(f"no portal user {username!r}")
+        query = query.where(User.username == username)
+    rows = [
+        {
+            "id": t.id,
+            "user": t.user.username,
+            "name": t.name,
+            "prefix": t.prefix,
+            "created_at": isotime(t.created_at),
+            "last_used_at": isotime(t.last_used_at),
+            "revoked_at": isotime(t.revoked_at),
+        }
+        for t in database.session.scalars(query)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        used = row["last_used_at"] or "never"
+        click.echo(
+            f"{row['id']:>5}  {row['prefix']}...  {row['user']:<16} {state:<30} "
+            f"last used {used}  {row['name']}"
+        )
+
+
+@token.command("revoke")
+@click.argument("ident")
+@with_app
+def token_revoke(app: Flask, ident: str) -> None:
+    """Revoke a token by its number or its prefix (olp_...)."""
+    from portal.accounts import revoke_api_token
+    from portal.extensions import db as database
+    from portal.models import ApiToken
+
+    ident = ident.strip()
+    if ident.isdigit():
+        found = database.session.get(ApiToken, int(ident))
+    else:
+        matches = database.session.scalars(
+            select(ApiToken).where(ApiToken.prefix == ident[:12])
+        ).all()
+        found = matches[0] if len(matches) == 1 and len(ident) >= 8 else None
+    if found is None:
+        fail(f"no token {ident!r} (see `portal token list`)")
+    already = found.revoked_at is not None
+    revoke_api_token(found)
+    click.echo(
+        f"token {found.id} {found.name!r} of {found.user.username} "
+        + ("was already revoked" if already else "revoked")
+    )
+
+
 # -- submit --------------------------------------------------------------------------------------
 def parse_mem(text: str) -> int:
     """``4096``, ``4096M``, ``4G`` -> MB."""
@@ -179,6 +366,114 @@ def parse_time(text: str) -> int:
     if not minutes:
         raise click.BadParameter(f"{text!r} is not a time limit like 60, 01:30:00 or 1-00:00:00")
     return minutes
+
+
+def _pairs(args: tuple[str, ...], flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` words -> a mapping (the server checks names and values)."""
+    out: dict[str, str] = {}
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            fail(f"{flag} expects NAME=VALUE, got {arg!r}")
+        if name in out:
+            fail(f"{flag} {name} given twice")
+        out[name] = value
+    return out
+
+
+def _read_sweep_file(path: Path) -> dict[str, Any]:
+    """A sweep file (YAML or JSON) as a mapping, for the server to check."""
+    import yaml
+
+    if path.stat().st_size > MAX_SWEEP_FILE_BYTES:
+        fail(f"{path} is larger than {MAX_SWEEP_FILE_BYTES // (1024 * 1024)} MB")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        fail(f"{path}: {exc}")
+    if not isinstance(data, dict):
+        fail(f"{path}: a sweep file holds a mapping (kind, parameters, ...)")
+    return data
+
+
+def _dry_run_text(script: str, points: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    reasons = summary.get("reasons") or []
+    line = f"{summary['tasks']} task(s), {summary['core_hours']:.1f} core-hours" + (
+        "; needs admin approval: " + "; ".join(reasons) if summary["needs_approval"] else ""
+    )
+    return "\n".join([script, _points_table(points), line])
+
+
+def _points_table(points: list[dict[str, Any]]) -> str:
+    from portal.sweeps import sweep_table
+
+    rows = [line.split("\t") for line in sweep_table(points).splitlines()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _submit_remote(
+    client: PortalClient,
+    repo: str,
+    ref: str,
+    design_path: str,
+    flow: str,
+    sets: tuple[str, ...],
+    sweeps: tuple[str, ...],
+    zip_sweeps: bool,
+    sweep_file: Path | None,
+    cpus: int,
+    mem: str,
+    time_limit: str,
+    partition: str | None,
+    account: str | None,
+    qos: str | None,
+    throttle: int,
+    name: str,
+    no_notify: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    try:
+        resources = {
+            "cpus": cpus,
+            "mem_mb": parse_mem(mem),
+            "time_minutes": parse_time(time_limit),
+            "partition": partition,
+            "account": account,
+            "qos": qos,
+            "throttle": throttle,
+        }
+    except click.BadParameter as exc:
+        fail(exc.message)
+    sweep = _read_sweep_file(sweep_file) if sweep_file else None
+    if zip_sweeps and sweeps:
+        sweep = {"kind": "zip", "parameters": _pairs(sweeps, "--sweep")}
+        sweeps = ()
+    answer = client.submit(
+        repo,
+        ref=ref,
+        design_path=design_path,
+        flow=flow,
+        params=_pairs(sets, "--set"),
+        sweep=sweep,
+        sweeps=sweeps,
+        resources=resources,
+        name=name,
+        notify=not no_notify,
+        dry_run=dry_run,
+    )
+    if dry_run:
+        click.echo(_dry_run_text(answer["script"], answer["points"], answer))
+        return
+    tasks = client.tasks(answer["uuid"])
+    _print_submission(answer, tasks, as_json)
+    if answer["state"] == "SUBMIT_FAILED":
+        sys.exit(1)
 
 
 @main.command()
@@ -207,7 +502,7 @@ def parse_time(text: str) -> int:
 @click.option("--dry-run", is_flag=True, help="print the script and tasks; submit nothing")
 @click.option("--user", "username", help="act as this portal user")
 @click.option("--json", "as_json", is_flag=True)
-@with_app
+@remote_or_local(_submit_remote)
 def submit(
     app: Flask,
     repo: str,
@@ -241,7 +536,7 @@ def submit(
         params = parse_cli_sets(sets)
         sweep = load_sweep_file(sweep_file).to_dict() if sweep_file else None
         if zip_sweeps and sweeps:
-            sweep = {"kind": "zip", "parameters": dict(s.split("=", 1) for s in sweeps)}
+            sweep = {"kind": "zip", "parameters": _pairs(sweeps, "--sweep")}
             sweeps = ()
         resources = svc.Resources(
             cpus=cpus,
@@ -272,21 +567,22 @@ def submit(
     except svc.SubmissionError as exc:
         fail(str(exc))
     if dry_run:
-        click.echo(svc.preview_script(plan, app.config, owner))
-        click.echo(_points_table(plan.points))
-        click.echo(
-            f"{len(plan.points)} task(s), {plan.decision.core_hours:.1f} core-hours"
-            + (
-                "; needs admin approval: " + "; ".join(plan.decision.reasons)
-                if plan.decision.needs_approval
-                else ""
-            )
-        )
+        try:
+            script = svc.preview_script(plan, app.config, owner)
+        except svc.SubmissionError as exc:
+            fail(str(exc))
+        summary = {
+            "tasks": len(plan.points),
+            "core_hours": plan.decision.core_hours,
+            "needs_approval": plan.decision.needs_approval,
+            "reasons": plan.decision.reasons,
+        }
+        click.echo(_dry_run_text(script, plan.points, summary))
         return
     submission = svc.create_submission(plan, owner)
     if submission.state == "STAGING":
         svc.launch(submission, app.config, slurm, progress=_progress_printer(as_json))
-    _show_submission(submission, as_json)
+    _show_submission(app, submission, as_json)
     if submission.state == "SUBMIT_FAILED":
         sys.exit(1)
 
@@ -300,82 +596,52 @@ def _progress_printer(quiet: bool) -> Callable[[str, float | None], None]:
     return show
 
 
-def _points_table(points: list[dict[str, Any]]) -> str:
-    from portal.sweeps import sweep_table
-
-    rows = [line.split("\t") for line in sweep_table(points).splitlines()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
 # -- status, cancel, resubmit, approve, reject -----------------------------------------------
-def submission_dict(submission: Submission, *, tasks: bool = True) -> dict[str, Any]:
-    """The JSON shape of a submission (the CLI's --json and the API share it)."""
-    counts: dict[str, int] = {}
-    for task in submission.tasks:
-        counts[task.state] = counts.get(task.state, 0) + 1
-    data: dict[str, Any] = {
-        "id": submission.id,
-        "uuid": submission.uuid,
-        "name": submission.name,
-        "owner": submission.owner.username,
-        "state": submission.state,
-        "flow": submission.flow,
-        "repo_url": submission.repo_url,
-        "ref": submission.ref,
-        "commit": submission.commit,
-        "design_path": submission.design_path,
-        "job_ids": submission.job_ids,
-        "n_tasks": submission.n_tasks,
-        "task_states": counts,
-        "cost_core_hours": round(submission.cost_core_hours, 3),
-        "resources": submission.resources,
-        "error": submission.error,
-        "decision_reason": submission.decision_reason,
-        "run_dir": submission.run_dir,
-        "created_at": submission.created_at.isoformat() + "Z",
-    }
-    if tasks:
-        data["tasks"] = [
-            {
-                "index": t.index,
-                "state": t.state,
-                "exit_code": t.exit_code,
-                "job": f"{t.array_job_id}_{t.array_index}" if t.array_job_id else None,
-                "node": t.node,
-                "elapsed_seconds": t.elapsed_seconds,
-                "params": t.params,
-                "metrics": t.metrics,
-            }
-            for t in submission.tasks
-        ]
-    return data
+def local_submission_dict(app: Flask, submission: Submission) -> dict[str, Any]:
+    """The submission's JSON shape (as the API gives it, plus the run folder)."""
+    from portal.extensions import db as database
+    from portal.serialize import submission_dict, task_counts
+
+    counts = task_counts(database.session, [submission.id])[submission.id]
+    return submission_dict(submission, counts, site_url=app.config["SITE_URL"], local=True)
 
 
-def _show_submission(submission: Submission, as_json: bool) -> None:
+def _print_submission(data: dict[str, Any], tasks: list[dict[str, Any]], as_json: bool) -> None:
+    from portal.serialize import submission_text
+
     if as_json:
-        click.echo(json.dumps(submission_dict(submission), indent=2, default=str))
+        click.echo(json.dumps({**data, "tasks": tasks}, indent=2, default=str))
+    else:
+        click.echo(submission_text(data, tasks))
+
+
+def _show_submission(app: Flask, submission: Submission, as_json: bool) -> None:
+    from portal.serialize import task_dict
+
+    data = local_submission_dict(app, submission)
+    _print_submission(data, [task_dict(t) for t in submission.tasks], as_json)
+
+
+def _print_list(items: list[dict[str, Any]], as_json: bool) -> None:
+    from portal.serialize import submission_row
+
+    if as_json:
+        click.echo(json.dumps(items, indent=2, default=str))
         return
-    click.echo(f"{submission.uuid}  {submission.state}  {submission.name}")
-    click.echo(
-        f"  repo {submission.repo_url} @ {submission.ref} ({(submission.commit or '?')[:12]})"
-    )
-    click.echo(
-        f"  flow {submission.flow}, {submission.n_tasks} task(s), jobs "
-        f"{', '.join(submission.job_ids) or '-'}"
-    )
-    if submission.error:
-        click.echo(f"  error: {submission.error}")
-    if submission.decision_reason:
-        click.echo(f"  approval: {submission.decision_reason}")
-    for task in submission.tasks:
-        job = f"{task.array_job_id}_{task.array_index}" if task.array_job_id else "-"
-        code = "" if task.exit_code is None else f" exit {task.exit_code}"
-        params = " ".join(f"{k}={v}" for k, v in task.params.items())
-        click.echo(f"  [{task.index:>4}] {task.state:<13} {job:<12}{code}  {params}")
+    for item in items:
+        click.echo(submission_row(item))
+
+
+def _status_remote(client: PortalClient, ident: str | None, as_json: bool, show_all: bool) -> None:
+    if ident:
+        uuid = find_remote(client, ident)
+        _print_submission(client.get(uuid), client.tasks(uuid), as_json)
+        return
+    if show_all:
+        me = client.me()["user"]
+        if me["role"] != "admin":
+            fail(f"{me['username']} is not an admin")
+    _print_list(list(client.iter_submissions(limit=200, mine=not show_all)), as_json)
 
 
 @main.command()
@@ -383,28 +649,27 @@ def _show_submission(submission: Submission, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--all", "show_all", is_flag=True, help="every user's submissions (admins)")
 @click.option("--user", "username")
-@with_app
+@remote_or_local(_status_remote)
 def status(
     app: Flask, ident: str | None, as_json: bool, show_all: bool, username: str | None
 ) -> None:
     """Show one submission with its tasks, or list submissions."""
     from portal.extensions import db as database
+    from portal.serialize import submission_dict, task_counts
 
     if ident:
-        _show_submission(find_submission(ident), as_json)
+        _show_submission(app, find_submission(ident), as_json)
         return
     owner = acting_user(username, admin=show_all)
     query = select(Submission).order_by(Submission.id.desc()).limit(200)
     if not show_all:
         query = query.where(Submission.owner_id == owner.id)
     rows = database.session.scalars(query).all()
-    if as_json:
-        click.echo(
-            json.dumps([submission_dict(s, tasks=False) for s in rows], indent=2, default=str)
-        )
-        return
-    for sub in rows:
-        click.echo(f"{sub.uuid[:8]}  {sub.state:<17} {sub.n_tasks:>5} tasks  {sub.name}")
+    counts = task_counts(database.session, [s.id for s in rows])
+    site = app.config["SITE_URL"]
+    _print_list(
+        [submission_dict(s, counts[s.id], site_url=site, local=True) for s in rows], as_json
+    )
 
 
 def parse_indices(text: str) -> list[int]:
@@ -417,6 +682,8 @@ def parse_indices(text: str) -> list[int]:
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
             raise click.BadParameter(f"range {part.strip()!r} runs backwards")
+        if last - first > 1_000_000:
+            raise click.BadParameter(f"range {part.strip()!r} is too long")
         indices.extend(range(first, last + 1))
     return sorted(set(indices))
 
@@ -431,15 +698,32 @@ def _run_service(func: Callable[[], Any]) -> Any:
     except SubmissionError as exc:
         fail(str(exc))
     except (SlurmError, TransportError) as exc:
-        click.echo(f"error: Slurm: {exc}", err=True)
-        sys.exit(1)
+        fail(f"Slurm: {exc}", 1)
+
+
+def _task_list(task_list: str | None) -> list[int] | None:
+    try:
+        return parse_indices(task_list) if task_list else None
+    except click.BadParameter as exc:
+        fail(exc.message)
+
+
+def _cancel_message(uuid: str, task_list: str | None) -> str:
+    return f"cancel requested for {uuid}" + (f" tasks {task_list}" if task_list else "")
+
+
+def _cancel_remote(client: PortalClient, ident: str, task_list: str | None) -> None:
+    indices = _task_list(task_list)
+    uuid = find_remote(client, ident)
+    client.cancel(uuid, indices)
+    click.echo(_cancel_message(uuid, task_list))
 
 
 @main.command()
 @click.argument("ident")
 @click.option("--tasks", "task_list", help="only these task indices, e.g. 1,3-5")
 @click.option("--user", "username")
-@with_app
+@remote_or_local(_cancel_remote)
 def cancel(app: Flask, ident: str, task_list: str | None, username: str | None) -> None:
     """Cancel a submission's array(s), or some of its tasks."""
     from portal import submissions as svc
@@ -448,18 +732,13 @@ def cancel(app: Flask, ident: str, task_list: str | None, username: str | None) 
     submission = find_submission(ident)
     actor = acting_user(username)
     _check_owner(actor, submission)
-    try:
-        indices = parse_indices(task_list) if task_list else None
-    except click.BadParameter as exc:
-        fail(exc.message)
+    indices = _task_list(task_list)
     _run_service(
         lambda: svc.cancel(
             submission, slurm_client(app.config, submission.owner), indices, actor=actor
         )
     )
-    click.echo(
-        f"cancel requested for {submission.uuid}" + (f" tasks {task_list}" if task_list else "")
-    )
+    click.echo(_cancel_message(submission.uuid, task_list))
 
 
 def _check_owner(actor: User, submission: Submission) -> None:
@@ -467,11 +746,20 @@ def _check_owner(actor: User, submission: Submission) -> None:
         fail(f"{actor.username} may not change {submission.owner.username}'s submission")
 
 
+def _resubmit_message(indices: list[int], job_ids: list[str]) -> str:
+    return f"resubmitted tasks {','.join(map(str, indices))} as job {job_ids[-1]}"
+
+
+def _resubmit_remote(client: PortalClient, ident: str, failed: bool) -> None:
+    answer = client.resubmit(find_remote(client, ident))
+    click.echo(_resubmit_message(answer["resubmitted"], answer["submission"]["job_ids"]))
+
+
 @main.command()
 @click.argument("ident")
 @click.option("--failed", is_flag=True, required=True, help="resubmit the failed tasks")
 @click.option("--user", "username")
-@with_app
+@remote_or_local(_resubmit_remote)
 def resubmit(app: Flask, ident: str, failed: bool, username: str | None) -> None:
     """Submit ONE new array over only the failed task indices."""
     from portal import submissions as svc
@@ -485,7 +773,7 @@ def resubmit(app: Flask, ident: str, failed: bool, username: str | None) -> None
             submission, app.config, slurm_client(app.config, submission.owner), actor=actor
         )
     )
-    click.echo(f"resubmitted tasks {','.join(map(str, indices))} as job {submission.job_ids[-1]}")
+    click.echo(_resubmit_message(indices, submission.job_ids))
 
 
 @main.command()
@@ -504,7 +792,7 @@ def approve(app: Flask, ident: str, username: str | None) -> None:
             submission, admin, app.config, slurm_client(app.config, submission.owner)
         )
     )
-    _show_submission(submission, False)
+    _show_submission(app, submission, False)
 
 
 @main.command()
@@ -522,6 +810,17 @@ def reject(app: Flask, ident: str, reason: str, username: str | None) -> None:
     click.echo(f"rejected {submission.uuid}: {reason}")
 
 
+def _export_message(output: Path, target: str | Path) -> str:
+    return f"wrote {output} (unpack it as {target}, then: cd {target} && sbatch job.sbatch)"
+
+
+def _export_remote(client: PortalClient, ident: str, output: Path, run_dir: Path | None) -> None:
+    if run_dir is not None and not run_dir.is_absolute():
+        fail(f"--run-dir must be an absolute path, got {str(run_dir)!r}")
+    target = client.export(find_remote(client, ident), output, str(run_dir) if run_dir else None)
+    click.echo(_export_message(output, target))
+
+
 @main.command()
 @click.argument("ident")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -530,7 +829,7 @@ def reject(app: Flask, ident: str, reason: str, username: str | None) -> None:
     type=click.Path(path_type=Path),
     help="absolute folder the bundle will be unpacked as (default: the run folder)",
 )
-@with_app
+@remote_or_local(_export_remote)
 def export(app: Flask, ident: str, output: Path, run_dir: Path | None) -> None:
     """Write a tarball (script, per-task configs, design, README) runnable with plain sbatch."""
     from portal.export import ExportError, build_bundle
@@ -540,7 +839,7 @@ def export(app: Flask, ident: str, output: Path, run_dir: Path | None) -> None:
         target = build_bundle(submission, app.config, output, run_dir=run_dir)
     except ExportError as exc:
         fail(str(exc))
-    click.echo(f"wrote {output} (unpack it as {target}, then: cd {target} && sbatch job.sbatch)")
+    click.echo(_export_message(output, target))
 
 
 # -- poller --------------------------------------------------------------------------------------
@@ -550,9 +849,9 @@ def export(app: Flask, ident: str, output: Path, run_dir: Path | None) -> None:
 def poll(app: Flask, once: bool) -> None:
     """Follow Slurm: one sacct call per cycle for every unfinished task."""
     from portal.cluster import slurm_client
-    from portal.poller import Poller
+    from portal.metrics import RecordingPoller
 
-    poller = Poller(app, slurm_client(app.config))
+    poller = RecordingPoller(app, slurm_client(app.config))
     if once:
         stats = poller.run_cycle()
         if stats is None:
@@ -566,6 +865,24 @@ def poll(app: Flask, once: bool) -> None:
 
 
 # -- results and reports -------------------------------------------------------------------------
+def _print_results(table: Any, as_csv: bool, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(table.to_dict(), indent=2, default=str))
+    elif as_csv:
+        click.echo(table.to_csv(), nl=False)
+    else:
+        click.echo(table.to_text())
+
+
+def _results_remote(
+    client: PortalClient, ident: str, objectives: str | None, as_csv: bool, as_json: bool
+) -> None:
+    from portal.serialize import results_from_dict
+
+    data = client.results(find_remote(client, ident), objectives)
+    _print_results(results_from_dict(data), as_csv, as_json)
+
+
 @main.command()
 @click.argument("ident")
 @click.option(
@@ -575,7 +892,7 @@ def poll(app: Flask, once: bool) -> None:
 )
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-@with_app
+@remote_or_local(_results_remote)
 def results(app: Flask, ident: str, objectives: str | None, as_csv: bool, as_json: bool) -> None:
     """The sweep's design features with the Pareto front and the best point per objective."""
     from portal.results import ResultsError, results_table
@@ -585,12 +902,7 @@ def results(app: Flask, ident: str, objectives: str | None, as_csv: bool, as_jso
         table = results_table(submission, objectives)
     except ResultsError as exc:
         fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(table.to_dict(), indent=2, default=str))
-    elif as_csv:
-        click.echo(table.to_csv(), nl=False)
-    else:
-        click.echo(table.to_text())
+    _print_results(table, as_csv, as_json)
 
 
 @main.group()
