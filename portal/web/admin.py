@@ -171,7 +171,7 @@ def approve(uuid: str) -> Any:
     db.session.refresh(submission)
     if submission.state == SubmissionState.SUBMIT_FAILED:
         flash(
-            f"“{submission.name}” is approved, but Slurm did not take it: {submission.error}",
+            f"“{submission.name}” is approved, but it could not be submitted: {submission.error}",
             "warning",
         )
     elif submission.state == SubmissionState.STAGING:

@@ -102,8 +102,12 @@ def preview_stored(
 
 
 def approve_and_launch(app: Flask, submission: Submission, admin: User) -> Submission:
-    """Approve a waiting submission and start its launch; raise :class:`SubmissionError` if it
-    is no longer waiting (decided by someone else meanwhile) or the launch cannot start."""
+    """Approve a waiting submission and start its launch.
+
+    Raises :class:`SubmissionError` (and changes nothing) if it is no longer waiting: decided
+    by someone else meanwhile. An approved submission whose launch cannot even start (its
+    owner has no Unix account to run as, say) ends in SUBMIT_FAILED with the reason.
+    """
     claimed = db.session.execute(
         update(Submission)
         .where(
@@ -124,5 +128,12 @@ def approve_and_launch(app: Flask, submission: Submission, admin: User) -> Submi
     audit("submission.approve", actor=admin, submission=submission)
     queue_decision_mail(submission, approved=True)
     db.session.commit()
-    start_launch(app, submission)
+    try:
+        start_launch(app, submission)
+    except SubmissionError as exc:  # e.g. no Unix account to run as (SLURM_RUN_AS='user')
+        db.session.rollback()
+        submission.state = SubmissionState.SUBMIT_FAILED
+        submission.error = str(exc)
+        audit("submission.error", submission=submission, state=submission.state, error=str(exc))
+        db.session.commit()
     return submission

@@ -259,6 +259,28 @@ def test_approval_launches_in_the_background_and_reports_failures(make_app, exam
 
 @pytest.mark.cluster
 @pytest.mark.usefixtures("slurm_cluster")
+def test_approved_submission_that_cannot_launch_says_why(make_app, example_repo):
+    # Jobs run as the designer's own Unix account, and ada has none yet.
+    app = make_app(**{**WAIT_SETTINGS, "SLURM_RUN_AS": "user"})
+    add_user(app, "ada")
+    add_user(app, "boss", role="admin")
+    uuid = waiting_submission(app, example_repo)
+    boss = signed_in(app, "boss")
+    html = post(boss, f"/admin/submissions/{uuid}/approve", follow_redirects=True).get_data(
+        as_text=True
+    )
+    sub = state_of(app, uuid)
+    assert sub.state == "SUBMIT_FAILED" and sub.job_ids == []
+    assert "has no Unix account" in sub.error
+    [message] = flashes(html)
+    assert message.startswith("“counter sweep” is approved, but it could not be submitted: ")
+    assert "an admin must set one for 'ada'" in message
+    assert [key for key, _, _ in outbox(app)] == [f"decision:{uuid}:approved"]
+    assert [a.detail["state"] for a in audits(app, "submission.error")] == ["SUBMIT_FAILED"]
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("slurm_cluster")
 def test_reject_needs_a_reason_and_queues_exactly_one_email(admin_app, example_repo):
     uuid = waiting_submission(admin_app, example_repo)
     boss = signed_in(admin_app, "boss")
