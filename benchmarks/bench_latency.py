@@ -12,7 +12,9 @@ time of the ``started`` / ``exit_code`` file the array script writes as the task
 ends) until ``GET /api/v1/submissions/<uuid>/tasks`` shows RUNNING / COMPLETED (polled every
 50 ms; while the API is not built, the database row the API reads is polled instead, and the
 record says so). For every array: from its last task's end until the SMTP server accepted the
-completion email. Targets: state <= interval + 1 s; email <= one poll cycle.
+completion email, also counted from the moment sacct first reported the end (Slurm's own
+accounting lag is measured apart by polling sacct, the poller's only source, every ~50 ms).
+Targets: state <= interval + 1 s; email <= one poll cycle.
 
 Usage: ``.venv/bin/python -m benchmarks.bench_latency --interval 2 --arrays 3``.
 """
@@ -227,6 +229,8 @@ def main() -> None:
                         reader, run["uuid"], run["job_ids"][0], run_dir, args.tasks, timeout=300
                     )
                     array_end = max(t["ended"] for t in seen.values())
+                    sacct_ends = [t.get("sacct_end") for t in seen.values()]
+                    sacct_end = max(sacct_ends) if all(sacct_ends) else None
                     deadline = time.monotonic() + 10 * max(args.interval, mail_interval) + 30
                     while len(smtp.messages) <= mails_before and time.monotonic() < deadline:
                         time.sleep(0.02)
@@ -240,6 +244,9 @@ def main() -> None:
                             "job_id": run["job_ids"][0],
                             "tasks": {str(i): task_record(t) for i, t in seen.items()},
                             "email_latency": round(mail_at - array_end, 3) if mail_at else None,
+                            "email_after_sacct_end": round(mail_at - sacct_end, 3)
+                            if mail_at and sacct_end
+                            else None,
                         }
                     )
                     log(f"array {number + 1}: {arrays[-1]}")
@@ -253,6 +260,9 @@ def main() -> None:
 
     starts, ends = values("start_latency"), values("end_latency")
     mails = [a["email_latency"] for a in arrays if a["email_latency"] is not None]
+    mails_after_sacct = [
+        a["email_after_sacct_end"] for a in arrays if a["email_after_sacct_end"] is not None
+    ]
     state_worst = max(starts + ends)
     emit(
         record(
@@ -275,6 +285,7 @@ def main() -> None:
                 "end": summary(values("portal_after_sacct_end"), 3),
             },
             email=summary(mails, 3),
+            email_after_sacct_end=summary(mails_after_sacct, 3),
             emails_received=len(mails),
             arrays_detail=arrays,
             task_states=sorted({t["state"] for a in arrays for t in a["tasks"].values()}),
@@ -284,7 +295,11 @@ def main() -> None:
                     values("portal_after_sacct_start") + values("portal_after_sacct_end")
                 )
                 <= args.interval + 0.2,
-                "email_within_one_cycle": len(mails) == len(arrays) and max(mails) <= args.interval,
+                "email_within_one_interval_of_array_end": len(mails) == len(arrays)
+                and max(mails) <= args.interval,
+                "email_within_one_interval_of_sacct_reporting_the_end": bool(mails_after_sacct)
+                and len(mails_after_sacct) == len(arrays)
+                and max(mails_after_sacct) <= args.interval,
                 "every_email_arrived": len(mails) == len(arrays),
             },
             medians={

@@ -125,7 +125,7 @@ def test_latency_benchmark():
     positive(record["state_end"], n=2)
     assert record["emails_received"] == 1
     positive(record["email"], n=1)
-    assert record["server_tracebacks"] >= 0
+    assert isinstance(record["server_tracebacks"], int)
 
 
 def test_load_benchmark():
