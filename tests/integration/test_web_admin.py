@@ -590,9 +590,9 @@ def test_cluster_page_says_clearly_when_slurm_does_not_answer(make_app, tmp_path
         "Unable to contact slurm controller (connect failure)" in html
     )
 
-    # 3. Settings that cannot work at all.
-    broken = make_app(SLURM_TRANSPORT="carrier-pigeon")
-    html = signed_in(broken, "boss").get("/admin/cluster").get_data(as_text=True)
+    # 3. Settings that cannot work at all (create_app refuses them; changed while running).
+    local.config["SLURM_TRANSPORT"] = "carrier-pigeon"
+    html = boss.get("/admin/cluster").get_data(as_text=True)
     assert "The Slurm settings are not usable: SLURM_TRANSPORT must be" in html
 
 
