@@ -38,7 +38,7 @@ def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> S
 def start_launch(app: Flask, submission: Submission) -> threading.Thread | None:
     """Launch ``submission`` now (``LAUNCH_IN_BACKGROUND`` false) or in a daemon thread."""
     if not app.config.get("LAUNCH_IN_BACKGROUND", True):
-        svc.launch(submission, app.config, slurm_client(app.config, submission.owner))
+        svc.launch(submission, app.config, slurm_client(app.config))
         return None
     thread = threading.Thread(
         target=_launch_by_id,
@@ -56,7 +56,9 @@ def _launch_by_id(app: Flask, submission_id: int) -> None:
             submission = db.session.get(Submission, submission_id)
             if submission is None:
                 return
-            svc.launch(submission, app.config, slurm_client(app.config, submission.owner))
+            # The service client: launch itself switches to the owner's Unix account when
+            # SLURM_RUN_AS is 'user', and turns a missing account into SUBMIT_FAILED.
+            svc.launch(submission, app.config, slurm_client(app.config))
         except Exception:  # a background thread has nobody else to tell
             log.exception("launch of submission %s failed", submission_id)
         finally:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal import policy
 from portal.catalog import ParameterError, load_catalog
@@ -571,17 +571,41 @@ def reconcile_submitting(settings: Mapping[str, Any], slurm: SlurmClient) -> lis
 
 
 # -- approval, cancel, resubmit --------------------------------------------------------------
-def approve(
-    submission: Submission, admin: User, settings: Mapping[str, Any], slurm: SlurmClient
-) -> Submission:
-    """An admin lets a waiting submission run."""
-    _require_state(submission, SubmissionState.AWAITING_APPROVAL)
-    submission.state = SubmissionState.STAGING
-    submission.decided_by_id = admin.id
+def record_approval(submission: Submission, admin: User) -> Submission:
+    """An admin lets a waiting submission run: state STAGING, decider, audit entry and the
+    decision email in one commit. Nothing is launched here (see :func:`approve`).
+
+    The state change is one conditional UPDATE, so of two admins approving at once exactly
+    one wins; the other gets :class:`SubmissionError` and nothing changes.
+    """
+    claimed = db.session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission.id,
+            Submission.state == SubmissionState.AWAITING_APPROVAL,
+        )
+        .values(state=SubmissionState.STAGING, decided_by_id=admin.id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        db.session.refresh(submission)
+        raise SubmissionError(
+            f"submission is {submission.state}, not {SubmissionState.AWAITING_APPROVAL}: "
+            "it was decided meanwhile"
+        )
+    db.session.refresh(submission)
     audit("submission.approve", actor=admin, submission=submission)
     queue_decision_mail(submission, approved=True)
     db.session.commit()
-    return launch(submission, settings, slurm)
+    return submission
+
+
+def approve(
+    submission: Submission, admin: User, settings: Mapping[str, Any], slurm: SlurmClient
+) -> Submission:
+    """An admin lets a waiting submission run, and it is launched at once (the CLI's way)."""
+    return launch(record_approval(submission, admin), settings, slurm)
 
 
 def reject(submission: Submission, admin: User, reason: str) -> Submission:

@@ -6,9 +6,8 @@ submit form's preview works from a Plan instead), from a throwaway clone of its 
 :func:`approve_and_launch` records the admin's approval and starts the launch with
 :func:`portal.launcher.start_launch`: in the background by default, so the admin's request does
 not wait for the clone and sbatch, inside the request with ``LAUNCH_IN_BACKGROUND`` false.
-It does what :func:`portal.submissions.approve` does (state, decider, audit entry, decision
-email in the same commit) but claims the submission with one conditional UPDATE, so of two
-admins approving at once exactly one launches it.
+The approval itself is :func:`portal.submissions.record_approval` (one conditional UPDATE, so
+of two admins approving at once exactly one launches it).
 """
 
 from __future__ import annotations
@@ -19,18 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import update
 
-from portal.extensions import db
 from portal.flows.base import FlowError
 from portal.flows.registry import get_flow
 from portal.gitpolicy import GitURLError, check_repo_url
 from portal.launcher import start_launch
-from portal.models import Submission, SubmissionState, User, audit, utcnow
-from portal.notify import queue_decision_mail
+from portal.models import Submission, User
 from portal.render import RenderError
 from portal.staging import StagingError, stage_repository
-from portal.submissions import SubmissionError, render_scripts, run_dir_of
+from portal.submissions import SubmissionError, record_approval, render_scripts, run_dir_of
 
 #: Values of one swept parameter shown before "…".
 SHOWN_VALUES = 6
@@ -105,35 +101,9 @@ def approve_and_launch(app: Flask, submission: Submission, admin: User) -> Submi
     """Approve a waiting submission and start its launch.
 
     Raises :class:`SubmissionError` (and changes nothing) if it is no longer waiting: decided
-    by someone else meanwhile. An approved submission whose launch cannot even start (its
-    owner has no Unix account to run as, say) ends in SUBMIT_FAILED with the reason.
+    by someone else meanwhile. A launch that fails (its owner has no Unix account to run as,
+    say) ends in SUBMIT_FAILED with the reason, like any other launch.
     """
-    claimed = db.session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission.id,
-            Submission.state == SubmissionState.AWAITING_APPROVAL,
-        )
-        .values(state=SubmissionState.STAGING, decided_by_id=admin.id, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.rollback()
-        db.session.refresh(submission)
-        raise SubmissionError(
-            f"submission is {submission.state}, not {SubmissionState.AWAITING_APPROVAL}: "
-            "it was decided meanwhile"
-        )
-    db.session.refresh(submission)
-    audit("submission.approve", actor=admin, submission=submission)
-    queue_decision_mail(submission, approved=True)
-    db.session.commit()
-    try:
-        start_launch(app, submission)
-    except SubmissionError as exc:  # e.g. no Unix account to run as (SLURM_RUN_AS='user')
-        db.session.rollback()
-        submission.state = SubmissionState.SUBMIT_FAILED
-        submission.error = str(exc)
-        audit("submission.error", submission=submission, state=submission.state, error=str(exc))
-        db.session.commit()
+    record_approval(submission, admin)
+    start_launch(app, submission)
     return submission
