@@ -413,6 +413,7 @@ def _page_context(viewer: Viewer, counts: Counts | None = None) -> dict[str, Any
         "selected": selected,
         "tasks_url": tasks_url,
         "show_url": show_url,
+        "show_base": viewer.url("detail.show"),
     }
 
 

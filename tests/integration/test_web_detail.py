@@ -166,6 +166,9 @@ def test_page_header_tasks_table_and_escaping(sweep):
         assert task.node and task.node in row
         assert f"{task.params['CLOCK_PERIOD']}" in row and "CLOCK_PERIOD" in row
     assert re.search(r'<td class="num mono">3</td>', rows[2])  # the failed task's exit code
+    base = f"/submissions/{sweep.uuid}"
+    assert f'hx-get="{base}/tasks/1" hx-target="#task-panel"' in rows[1]
+    assert f'href="{base}?task=1#task-panel"' in rows[1]
     # final: the table is not polled any more; the page loads only local scripts
     assert 'hx-trigger="every' not in page
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', page)
@@ -464,6 +467,7 @@ def test_share_link_opens_the_page_read_only_without_login(sweep):
     assert 'method="post"' not in page.split('id="main"', 1)[1]  # no actions at all
     assert f"/submissions/{sweep.uuid}" not in page  # every link stays on the shared URLs
     assert sorted(task_rows(page)) == [0, 1, 2]
+    assert f'hx-get="{path}/tasks/2" hx-target="#task-panel"' in task_rows(page)[2]
     assert island(page)["pareto"]
     for sub_path in ("/tasks", "/tasks/0", "/results.json", "/results.csv", "/tasks/0/log"):
         answer = anonymous.get(path + sub_path, headers={"HX-Request": "true"})
