@@ -66,8 +66,10 @@ def _per_user() -> str:
 
 
 def _slurm() -> SlurmClient | None:
+    """The service's client, for reading partitions and limits (submitting runs as the owner
+    through :func:`portal.launcher.submit_request`)."""
     try:
-        return slurm_client(current_app.config, current_user)
+        return slurm_client(current_app.config)
     except ValueError:  # a transport that cannot even be built: settings are wrong
         current_app.logger.exception("cannot build the Slurm client")
         return None
