@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,29 +81,71 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh browser context and page; a full-page screenshot is saved when the test ends."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.console_errors = errors  # type: ignore[attr-defined]
+def open_page(browser, request: pytest.FixtureRequest) -> Iterator[Callable[[str], object]]:
+    """Open pages in fresh browser contexts (one user each); ``open_page("admin")``.
+
+    Every page records console errors and uncaught exceptions in ``page.console_errors`` (CSP
+    violations show up there) and gets a full-page screenshot when the test ends, named after
+    the test and the label.
+    """
+    opened: list[tuple[str, object, object]] = []
+
+    def make(label: str = "") -> object:
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        )
+        context.set_default_timeout(15_000)
+        new = context.new_page()
+        errors: list[str] = []
+        new.on("console", lambda msg: _record_console(errors, new, msg))
+        new.on("pageerror", lambda exc: errors.append(str(exc)))
+        new.console_errors = errors  # type: ignore[attr-defined]
+        opened.append((label, context, new))
+        return new
+
     try:
-        yield page
+        yield make
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-        try:
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        finally:
-            context.close()
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+        for label, context, opened_page in opened:
+            name = f"{base}-{label}" if label else base
+            try:
+                opened_page.screenshot(
+                    path=str(ARTIFACTS / f"{name}.png"), full_page=True, caret="initial"
+                )
+            except Exception:  # noqa: BLE001 - a closed page must not hide the test's result
+                pass
+            finally:
+                context.close()
 
 
-def shot(page, name: str) -> Path:  # noqa: ANN001 - a Playwright page
-    """Save a named full-page screenshot as a test artifact and return its path."""
+@pytest.fixture
+def page(open_page) -> object:  # noqa: ANN001 - fixture
+    """A fresh browser context and page; a full-page screenshot is saved when the test ends."""
+    return open_page("")
+
+
+def _record_console(errors: list[str], page, msg) -> None:  # noqa: ANN001 - Playwright objects
+    """Keep console errors with where they came from (page address, script and line)."""
+    if msg.type != "error":
+        return
+    where = msg.location or {}
+    source = f"{where.get('url') or '?'}:{where.get('lineNumber', '?')}"
+    errors.append(f"{msg.text} [on {page.url} from {source}]")
+
+
+def shot(page, name: str, selector: str | None = None) -> Path:  # noqa: ANN001 - a Playwright page
+    """Save a named screenshot (full page, or one element) as a test artifact; return its path.
+
+    ``caret="initial"``: Playwright's default hides the text caret by writing an inline style
+    on every input and leaves ``style=""`` behind, which htmx then copies while settling a
+    swap -- a CSP violation the page itself never causes.
+    """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if selector:
+        page.locator(selector).screenshot(path=str(path), caret="initial")
+    else:
+        page.screenshot(path=str(path), full_page=True, caret="initial")
     return path
