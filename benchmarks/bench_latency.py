@@ -206,6 +206,7 @@ def main() -> None:
                 MAIL_PORT=smtp.port,
                 MAIL_SEND_INTERVAL_SECONDS=mail_interval,
                 SITE_URL="http://127.0.0.1",
+                RATELIMIT_ENABLED=False,  # this harness polls the API faster than any client
             )
             app = make_portal_app(settings)
             with app.app_context():

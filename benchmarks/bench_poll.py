@@ -10,12 +10,14 @@ poller's count, and independently every INSERT/UPDATE/DELETE the database saw wi
 count). Cycles:
 
 * ``fresh``: right after submitting (the rows are already PENDING: nothing to write);
-* ``all_changed``: every task row first set to a stale state (RUNNING) behind the poller's
-  back, so the cycle must write every row back to PENDING (the most a cycle can write here);
+* ``all_changed`` (``--repeats``/2 times, medians): every task row first set to a stale state
+  (RUNNING) behind the poller's back, so the cycle must write every row back to PENDING (the
+  most a cycle can write here);
 * ``unchanged`` (``--repeats`` times): nothing changed, so nothing may be written.
 
 Baseline: submitit's ``SlurmInfoWatcher.update()`` with every task id (``<job>_<i>``)
-registered, i.e. its sacct call and parsing over the same job ids, ``--repeats`` times.
+registered, i.e. its sacct call and parsing over the same job ids, ``--repeats`` times,
+interleaved with the unchanged portal cycles (so a busy machine slows both alike).
 
 Usage: ``.venv/bin/python -m benchmarks.bench_poll --size 10000``.
 """
@@ -98,35 +100,41 @@ def portal_cycle(app: Any, transport: CountingTransport, writes: WriteCounter) -
     }
 
 
-def submitit_cycles(job_ids: list[str], tasks_per_job: dict[str, int], repeats: int) -> dict:
-    """submitit's watcher over the same array tasks: ``repeats`` forced updates."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
+class SubmititWatcher:
+    """submitit's own watcher over the same array tasks (every ``<job>_<i>`` registered)."""
 
-    watcher = SlurmInfoWatcher(delay_s=600)
-    for job_id in job_ids:
-        for index in range(tasks_per_job[job_id]):
-            watcher.register_job(f"{job_id}_{index}")
-    walls, cpus, child = [], [], []
-    calls_before = watcher.num_calls
-    for _ in range(repeats):
+    def __init__(self, job_ids: list[str], tasks_per_job: dict[str, int]) -> None:
+        from submitit.slurm.slurm import SlurmInfoWatcher
+
+        self.ids = [f"{job}_{i}" for job in job_ids for i in range(tasks_per_job[job])]
+        self.watcher = SlurmInfoWatcher(delay_s=600)
+        for task_id in self.ids:
+            self.watcher.register_job(task_id)
+        self.cycles: list[dict[str, float]] = []
+
+    def cycle(self) -> dict[str, float]:
+        """One forced update (what ``update_if_long_enough`` runs when its delay is up)."""
+        calls = self.watcher.num_calls
         with timed() as t:
-            watcher.update()
-        walls.append(t.wall)
-        cpus.append(t.cpu)
-        child.append(t.child_cpu)
-    known = sum(
-        1
-        for job_id in job_ids
-        for index in range(tasks_per_job[job_id])
-        if watcher.get_state(f"{job_id}_{index}", mode="cache") == "PENDING"
-    )
-    return {
-        "wall": summary(walls),
-        "cpu_median": round(statistics.median(cpus), 4),
-        "slurm_cpu_median": round(statistics.median(child), 4),
-        "sacct_calls_per_update": (watcher.num_calls - calls_before) / repeats,
-        "tasks_seen_pending": known,
-    }
+            self.watcher.update()
+        result = {
+            "wall": t.wall,
+            "cpu": t.cpu,
+            "slurm_cpu": t.child_cpu,
+            "sacct_calls": self.watcher.num_calls - calls,
+        }
+        self.cycles.append(result)
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        pending = sum(1 for i in self.ids if self.watcher.get_state(i, mode="cache") == "PENDING")
+        return {
+            "wall": summary([c["wall"] for c in self.cycles]),
+            "cpu_median": round(statistics.median(c["cpu"] for c in self.cycles), 4),
+            "slurm_cpu_median": round(statistics.median(c["slurm_cpu"] for c in self.cycles), 4),
+            "sacct_calls_per_update": statistics.fmean(c["sacct_calls"] for c in self.cycles),
+            "tasks_seen_pending": pending,
+        }
 
 
 def main() -> None:
@@ -176,23 +184,36 @@ def main() -> None:
                 db.session.remove()
                 return portal_cycle(app, transport, writes)
 
+            changed_runs = []
+            for _ in range(max(1, args.repeats // 2)):
+                changed_runs.append(stale_then_cycle())
+                log(f"all-changed cycle: {changed_runs[-1]}")
             if args.profile:
-                all_changed = pyinstrument_profile(stale_then_cycle, root.parent / "poll-all.txt")
-            else:
-                all_changed = stale_then_cycle()
-            log(f"all-changed cycle: {all_changed}")
-            unchanged = [portal_cycle(app, transport, writes) for _ in range(args.repeats)]
-            for cycle in unchanged:
-                log(f"unchanged cycle: {cycle}")
+                pyinstrument_profile(stale_then_cycle, root.parent / "poll-all.txt")
+            all_changed = {
+                **changed_runs[0],
+                "runs": len(changed_runs),
+                "wall": round(statistics.median(c["wall"] for c in changed_runs), 4),
+                "cpu": round(statistics.median(c["cpu"] for c in changed_runs), 4),
+                "slurm_cpu": round(statistics.median(c["slurm_cpu"] for c in changed_runs), 4),
+            }
+            watcher = SubmititWatcher(job_ids, tasks_per_job)
+            unchanged = []
+            for _ in range(args.repeats):  # interleaved: a busy machine slows both alike
+                unchanged.append(portal_cycle(app, transport, writes))
+                theirs = watcher.cycle()
+                log(f"unchanged cycle: {unchanged[-1]}; submitit update: {theirs}")
             if args.profile:
                 pyinstrument_profile(
                     lambda: portal_cycle(app, transport, writes), root.parent / "poll-same.txt"
                 )
-        log("submitit watcher over the same task ids")
-        baseline = submitit_cycles(job_ids, tasks_per_job, args.repeats)
+            baseline = watcher.summary()
         log(f"submitit: {baseline}")
 
     unchanged_wall = statistics.median(c["wall"] for c in unchanged)
+    pairwise = statistics.median(
+        c["wall"] / w["wall"] for c, w in zip(unchanged, watcher.cycles, strict=True)
+    )
     unchanged_cpu = statistics.median(c["cpu"] for c in unchanged)
     submitit_wall = baseline["wall"]["median"]
     emit(
@@ -221,6 +242,7 @@ def main() -> None:
             submitit=baseline,
             ratios={
                 "portal_unchanged_wall_over_submitit": ratio(unchanged_wall, submitit_wall),
+                "portal_unchanged_wall_over_submitit_pairwise_median": round(pairwise, 2),
                 "portal_all_changed_wall_over_submitit": ratio(all_changed["wall"], submitit_wall),
             },
             targets={

@@ -42,6 +42,7 @@ from benchmarks.common import (
     record,
     require_cluster,
     summary,
+    timed,
     workdir,
 )
 
@@ -69,8 +70,8 @@ def naive_loop(points: int, janitor: JobJanitor, name: str) -> tuple[list[float]
     return per_call, time.perf_counter() - started
 
 
-def submitit_once(folder: Path, points: int, janitor: JobJanitor, name: str) -> float:
-    """submitit's map_array over ``points`` trivial tasks (held); seconds."""
+def submitit_once(folder: Path, points: int, janitor: JobJanitor, name: str) -> dict[str, float]:
+    """submitit's map_array over ``points`` trivial tasks (held); wall and CPU seconds."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
@@ -82,64 +83,75 @@ def submitit_once(folder: Path, points: int, janitor: JobJanitor, name: str) -> 
         slurm_partition="debug",
         slurm_additional_parameters={"hold": True},
     )
-    started = time.perf_counter()
     try:
-        jobs = executor.map_array(trivial, range(points))
+        with timed() as t:
+            jobs = executor.map_array(trivial, range(points))
     finally:
         janitor.names.add(name)
-    seconds = time.perf_counter() - started
     janitor.add(*(job.job_id for job in jobs[:1]))
-    return seconds
+    return {"seconds": t.wall, "cpu_seconds": t.cpu}
 
 
 def bench_size(
     root: Path, app: Any, url: str, points: int, args: Any, janitor: JobJanitor
 ) -> dict[str, Any]:
-    """All three ways for one size."""
+    """All three ways for one size, interleaved (portal, submitit, a slice of the loop) so a
+    busy machine slows every way alike; ratios are also taken pair by pair."""
     from portal.extensions import db
 
     transport = CountingTransport(hold=True)
-    portal_runs = []
+    portal_runs: list[dict[str, Any]] = []
+    submitit_runs: list[dict[str, float]] = []
+    sample = min(points, args.loop_sample)
+    slices = [sample // args.repeats + (i < sample % args.repeats) for i in range(args.repeats)]
+    per_call: list[float] = []
+    loop_total = 0.0
+    loop_name = f"{JOB_PREFIX}-loop-{points}"
     with app.app_context():
-        log(f"{points} points: portal warm-up (imports, first clone)")
+        log(f"{points} points: warm-up (imports, first clone, submitit import)")
         warm = portal_once(app, url, min(points, 10), transport)
         janitor.add(*warm["job_ids"])
+        janitor.cancel()
         for number in range(args.repeats):
-            run = portal_once(app, url, points, transport)
-            janitor.add(*run["job_ids"])
-            janitor.names.add(f"olp-{run['uuid']}")
-            janitor.cancel()  # held jobs never run; cancel before the next round
+            try:
+                run = portal_once(app, url, points, transport)
+                janitor.add(*run["job_ids"])
+                janitor.names.add(f"olp-{run['uuid']}")
+            finally:
+                janitor.cancel()  # held jobs never run; cancel before the next round
             portal_runs.append(run)
-            log(f"{points} points: portal run {number + 1}: {run['seconds']:.3f} s {run['calls']}")
+            name = f"{JOB_PREFIX}-submitit-{points}-{number}"
+            try:
+                folder = root / "submitit" / f"{points}-{number}"
+                submitit_runs.append(submitit_once(folder, points, janitor, name))
+            finally:
+                janitor.cancel()
+            janitor.names.add(loop_name)
+            try:
+                calls, total = naive_loop(slices[number], janitor, loop_name)
+            finally:
+                janitor.cancel()
+            per_call += calls
+            loop_total += total
+            log(
+                f"{points} points, round {number + 1}: portal {run['seconds']:.3f} s "
+                f"{run['calls']}, submitit {submitit_runs[-1]['seconds']:.3f} s, "
+                f"{slices[number]} loop sbatch calls {total:.3f} s"
+            )
         if args.profile:
             out = root.parent / f"profile-submission-{points}.txt"
-            run = pyinstrument_profile(lambda: portal_once(app, url, points, transport), out)
-            janitor.add(*run["job_ids"])
-            janitor.cancel()
+            try:
+                run = pyinstrument_profile(lambda: portal_once(app, url, points, transport), out)
+                janitor.add(*run["job_ids"])
+            finally:
+                janitor.cancel()
         db.session.remove()
-
-    sample = min(points, args.loop_sample)
-    log(f"{points} points: naive sbatch loop over {sample} points")
-    loop_name = f"{JOB_PREFIX}-loop-{points}"
-    janitor.names.add(loop_name)
-    try:
-        per_call, loop_total = naive_loop(sample, janitor, loop_name)
-    finally:
-        janitor.cancel()
     loop_estimate = loop_total if sample == points else statistics.fmean(per_call) * points
-
-    submitit_runs = []
-    for number in range(args.repeats):
-        name = f"{JOB_PREFIX}-submitit-{points}-{number}"
-        try:
-            seconds = submitit_once(root / "submitit" / f"{points}-{number}", points, janitor, name)
-        finally:
-            janitor.cancel()
-        submitit_runs.append(seconds)
-        log(f"{points} points: submitit run {number + 1}: {seconds:.3f} s")
-
     portal_median = statistics.median(r["seconds"] for r in portal_runs)
-    submitit_median = statistics.median(submitit_runs)
+    submitit_median = statistics.median(r["seconds"] for r in submitit_runs)
+    pair_ratios = [
+        s["seconds"] / p["seconds"] for p, s in zip(portal_runs, submitit_runs, strict=True)
+    ]
     sbatch_calls = sorted({r["calls"].get("sbatch", 0) for r in portal_runs})
     return {
         "points": points,
@@ -163,9 +175,14 @@ def bench_size(
             "seconds": round(loop_estimate, 4),
             "sbatch_calls": points,
         },
-        "submitit": {**summary(submitit_runs), "sbatch_calls": 1},
+        "submitit": {
+            **summary([r["seconds"] for r in submitit_runs]),
+            "cpu_median": round(statistics.median(r["cpu_seconds"] for r in submitit_runs), 4),
+            "sbatch_calls": 1,
+        },
         "ratios": {
             "submitit_over_portal": ratio(submitit_median, portal_median),
+            "submitit_over_portal_pairwise_median": round(statistics.median(pair_ratios), 2),
             "loop_over_portal": ratio(loop_estimate, portal_median),
         },
         "targets": {
