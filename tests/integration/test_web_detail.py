@@ -340,6 +340,11 @@ def test_export_bundle_download(sweep):
     assert f"{top}/tasks/2/config.json" in names and f"{top}/sweep.tsv" in names
     assert "#SBATCH --array=0-2" in script
     assert not any("/.git/" in name for name in names)
+    # the contract's GET form gives the same bundle (a download changes nothing)
+    again = client.get(f"/submissions/{sweep.uuid}/export")
+    assert again.status_code == 200 and again.mimetype == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(again.data), mode="r:gz") as tar:
+        assert sorted(tar.getnames()) == sorted(names)
 
 
 def test_cancel_form_validates_its_input(sweep):

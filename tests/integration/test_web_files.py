@@ -373,3 +373,13 @@ def test_share_needs_the_owner_or_an_admin(sweep):
             )["s"]
             == sweep.uuid
         )
+
+
+def test_make_token_refuses_lifetimes_outside_the_setting(sweep):
+    with sweep.app.app_context():
+        limit = sweep.app.config["SHARE_LINK_MAX_AGE"]
+        for seconds in (0, -5, limit + 1, True, 1.5):
+            with pytest.raises(ValueError):
+                sharing.make_token(sweep.uuid, seconds)
+        token, expires = sharing.make_token(sweep.uuid, limit)
+        assert sharing.load_token(token) == (sweep.uuid, expires)
