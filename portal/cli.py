@@ -853,7 +853,10 @@ def poll(app: Flask, once: bool) -> None:
 
     poller = RecordingPoller(app, slurm_client(app.config))
     if once:
-        stats = poller.run_cycle()
+        try:
+            stats = poller.run_cycle()
+        finally:
+            poller.stop()  # one cycle: leave the lease to the next poller at once
         if stats is None:
             click.echo("another poller holds the lease, or Slurm did not answer", err=True)
             sys.exit(1)
