@@ -1,0 +1,182 @@
+"""The portal as deployed by its Ansible role (scripts/portal-up on the local inventory), used
+over HTTP on loopback like a browser: nginx on 127.0.0.1:8080 in front of gunicorn on
+127.0.0.1:8000, a sign-in with the form's CSRF token, a sweep submitted through the web form to
+the real cluster, and the deployed poller following it to COMPLETED. The stand-in flow (a test
+double) replaces OpenLane. The services are stopped at the end (scripts/portal-down)."""
+
+from __future__ import annotations
+
+import json
+import pwd
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+NGINX = "http://127.0.0.1:8080"
+GUNICORN = "http://127.0.0.1:8000"
+CREDENTIALS = REPO_ROOT / "ansible" / ".credentials"
+INSTANCE = Path("/var/lib/openlane-portal/instance")
+RUN_ROOT = Path("/srv/openlane-portal/runs")
+PORTAL_CLI = "/opt/openlane-portal/bin/portal"
+SERVICE_USER = "openlane-portal"
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "PARTIAL", "SUBMIT_FAILED", "REJECTED"}
+
+
+@pytest.fixture(scope="module")
+def deployed(slurm_cluster):  # noqa: ARG001 - the cluster must be up
+    up = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "portal-up")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert up.returncode == 0, up.stdout[-5000:] + up.stderr
+    try:
+        yield
+    finally:
+        down = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "portal-down")], capture_output=True, text=True
+        )
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def pid_owner(pidfile: Path) -> str:
+    pid = int(pidfile.read_text().split()[0])
+    return pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def deployed_status(uuid: str) -> dict:
+    """The submission as the deployed `portal status --json` (run as the service) reports it."""
+    out = subprocess.run(
+        [PORTAL_CLI, "status", uuid, "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.usefixtures("deployed")
+def test_nginx_and_gunicorn_answer_on_loopback():
+    through_nginx = requests.get(f"{NGINX}/healthz", timeout=10)
+    assert through_nginx.status_code == 200
+    assert through_nginx.json() == {"status": "ok"}
+    assert through_nginx.headers["Server"].startswith("nginx")
+    direct = requests.get(f"{GUNICORN}/healthz", timeout=10)
+    assert direct.status_code == 200 and direct.json() == {"status": "ok"}
+    assert "nginx" not in direct.headers.get("Server", "")
+    # Only loopback: nginx was told to listen on 127.0.0.1, gunicorn binds 127.0.0.1.
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    assert re.search(r"\s127\.0\.0\.1:8080\s", listening)
+    assert re.search(r"\s127\.0\.0\.1:8000\s", listening)
+    assert not re.search(r"\s(0\.0\.0\.0|\*|\[::\]):(8080|8000)\s", listening)
+
+
+@pytest.mark.usefixtures("deployed")
+def test_services_run_as_the_service_account_with_the_rendered_settings():
+    assert pid_owner(Path("/run/openlane-portal/web.pid")) == SERVICE_USER
+    assert pid_owner(Path("/run/openlane-portal/poller.pid")) == SERVICE_USER
+    settings_file = INSTANCE / "portal.json"
+    stat = settings_file.stat()
+    assert stat.st_mode & 0o777 == 0o640 and stat.st_uid == 0
+    settings = json.loads(settings_file.read_text())
+    assert settings["SECRET_KEY"] == (CREDENTIALS / "portal_secret_key").read_text().strip()
+    assert settings["TRUSTED_PROXIES"] == 1  # nginx is in front
+    assert settings["RUN_ROOT"] == str(RUN_ROOT)
+    assert settings["SLURM_PARTITION"] == "debug"
+    assert settings["FLOW_EXECUTABLE_OVERRIDE"] == str(
+        REPO_ROOT / "tests" / "standin" / "openlane_standin.py"
+    )
+    assert settings["POLLER_ENABLED"] is False  # the poller is its own service
+    assert (INSTANCE / "portal.db").stat().st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+    assert RUN_ROOT.stat().st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+    # The service account may submit: Slurm accounting knows it.
+    assoc = subprocess.run(
+        ["sacctmgr", "-nP", "list", "association", f"user={SERVICE_USER}", "format=account"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "openlane" in assoc
+
+
+@pytest.mark.usefixtures("deployed")
+def test_sweep_submitted_through_the_web_form_completes_on_the_cluster(example_repo):
+    session = requests.Session()
+    login_page = session.get(f"{NGINX}/auth/login", timeout=30)
+    assert login_page.status_code == 200
+    password = (CREDENTIALS / "portal_admin_password").read_text().strip()
+    signed_in = session.post(
+        f"{NGINX}/auth/login",
+        data={"csrf_token": csrf_token(login_page.text), "login": "admin", "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert signed_in.status_code == 302, signed_in.text[-2000:]
+
+    form = session.get(f"{NGINX}/submissions/new", timeout=30)
+    assert form.status_code == 200
+    posted = session.post(
+        f"{NGINX}/submissions/new",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "repo_url": example_repo,
+            "ref": "main",
+            "design_path": "designs/counter",
+            "flow": "openlane1",
+            "name": "deployed-portal-test",
+            "cpus": "1",
+            "mem_mb": "256",
+            "time_minutes": "10",
+            "partition": "debug",
+            "throttle": "0",
+            "sweep_mode": "grid",
+            "sweep-0-parameter": "CLOCK_PERIOD",
+            "sweep-0-values": "10,20",
+        },
+        allow_redirects=False,
+        timeout=120,
+    )
+    assert posted.status_code == 302, posted.text[-3000:]
+    location = posted.headers["Location"]
+    found = re.fullmatch(r"(?:https?://[^/]+)?/submissions/([0-9a-f-]{36})", location)
+    assert found, location
+    uuid = found.group(1)
+
+    deadline = time.monotonic() + 240
+    status = deployed_status(uuid)
+    while status["state"] not in FINAL and time.monotonic() < deadline:
+        time.sleep(2)
+        status = deployed_status(uuid)
+    assert status["state"] == "COMPLETED", status
+    assert status["n_tasks"] == 2 and len(status["job_ids"]) == 1  # one array
+    assert [t["state"] for t in status["tasks"]] == ["COMPLETED", "COMPLETED"]
+
+    # The job ran as the service account, in the run root it owns.
+    job = status["job_ids"][0]
+    users = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", job, "--format=User"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert users and set(users) == {SERVICE_USER}
+    run_dir = RUN_ROOT / uuid
+    assert run_dir.stat().st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+    assert (run_dir / "job.sbatch").is_file()
+
+    # The submission page answers through nginx for its owner.
+    page = session.get(f"{NGINX}/submissions/{uuid}", timeout=30)
+    assert page.status_code == 200 and "deployed-portal-test" in page.text
