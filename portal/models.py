@@ -140,6 +140,7 @@ class Task(db.Model):
     __table_args__ = (
         UniqueConstraint("submission_id", "index", name="uq_tasks_submission_index"),
         Index("ix_tasks_job", "array_job_id", "array_index"),
+        Index("ix_tasks_submission_state", "submission_id", "state"),  # progress counts
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from flask_migrate import upgrade
 from sqlalchemy import inspect
 
@@ -36,6 +38,13 @@ def test_migrations_create_every_table(app):
     tables = set(inspect(db.engine).get_table_names())
     assert {"users", "submissions", "tasks", "outbox", "audit_log", "leases"} <= tables
     assert tables - {"alembic_version"} == set(db.metadata.tables)
+
+
+def test_migrations_match_the_models(app):
+    """Every column, index and constraint of the models is created by a migration."""
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert compare_metadata(context, db.metadata) == []
 
 
 def test_submission_with_tasks_round_trips(app):
