@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from portal.poller import Poller
+
+log = logging.getLogger(__name__)
 
 PREFIX = "openlane_portal"
 STATS_FILE = "poller-stats.json"
@@ -103,7 +106,10 @@ class PollerRecorder:
             else:
                 stats.sacct_errors_total += 1
                 stats.consecutive_errors += 1
-            self._write(stats.to_dict())
+            try:
+                self._write(stats.to_dict())
+            except OSError as exc:  # statistics must never stop the poller
+                log.warning("cannot write poller statistics to %s: %s", self.path, exc)
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +117,7 @@ class PollerRecorder:
         try:
             with os.fdopen(fd, "w") as handle:
                 json.dump(data, handle)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
         except OSError:
             with contextlib.suppress(OSError):

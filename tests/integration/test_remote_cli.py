@@ -398,3 +398,20 @@ def test_metrics_token(portal_site):
     )
     api_token = requests.get(url, headers={"Authorization": f"Bearer {site['token']}"}, timeout=30)
     assert api_token.status_code == 401  # a user's API token is not the scrape token
+
+
+def test_unwritable_statistics_never_stop_the_poller(portal_site, tmp_path, caplog):
+    app = portal_site["app"]
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the statistics folder should be\n")
+    poller = RecordingPoller(
+        app, slurm_client(app.config), holder="stats-test", stats_file=blocker / "s.json"
+    )
+    try:
+        stats = poller.run_cycle()  # nothing active: the cycle needs no Slurm call
+    finally:
+        poller.stop()
+    assert stats is not None and stats.submissions == 0
+    assert poller.recorder.stats.cycles_total == 1
+    assert "cannot write poller statistics" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".poller")) == []
