@@ -31,7 +31,7 @@ def register(page: Page, portal: LivePortal, username: str) -> None:
     assert username in page.inner_text(".usermenu")
 
 
-def create_admin(portal: LivePortal, username: str = "root") -> None:
+def create_admin(portal: LivePortal, username: str = "grace") -> None:
     """An admin account, made the way operators make one (portal.accounts)."""
     with portal.app.app_context():
         accounts.create_user(username, f"{username}@example.org", PASSWORD, role="admin")
