@@ -816,3 +816,18 @@ def test_failed_task_resubmitted_through_the_api(cluster_api, example_repo, monk
         sub = db.session.scalar(select(Submission).where(Submission.uuid == uuid))
         engine_helpers.wait_final(app, sub)
         assert sub.state == "COMPLETED"
+
+
+def test_docs_describe_every_endpoint_field_and_code(app):
+    """docs/api.md keeps up with the API: every path, body field and error code is in it."""
+    text = (engine_helpers.REPO_ROOT / "docs" / "api.md").read_text()
+    doc = openapi(app.test_client())
+    for path, item in doc["paths"].items():
+        for method in item:
+            assert f"`{method.upper()} {path}" in text, (method, path)
+    for field in SUBMIT_FIELDS:
+        assert f"| `{field.name}` |" in text, field.name
+    for code in doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"][
+        "enum"
+    ]:
+        assert f"`{code}`" in text, code
