@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, g, request, send_file, url_f
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
@@ -279,7 +279,12 @@ def list_submissions() -> Any:
     if query.get("flow"):
         stmt = stmt.where(Submission.flow == query["flow"])
     if query.get("q"):
-        stmt = stmt.where(Submission.name.contains(query["q"], autoescape=True))
+        stmt = stmt.where(
+            or_(
+                Submission.name.icontains(query["q"], autoescape=True),
+                Submission.repo_url.icontains(query["q"], autoescape=True),
+            )
+        )
     if query.get("uuid"):
         stmt = stmt.where(Submission.uuid.startswith(query["uuid"], autoescape=True))
     page, per_page = query.get("page", 1), query.get("per_page", DEFAULT_PER_PAGE)

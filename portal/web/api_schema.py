@@ -379,7 +379,7 @@ LIST_QUERY: tuple[QueryParam, ...] = (
     QueryParam(
         "q",
         {"type": "string", "maxLength": 200},
-        "Text the submission name contains.",
+        "Text the name or the repository URL contains (any case).",
         _text("q", 200),
     ),
     QueryParam(

@@ -421,6 +421,8 @@ def test_list_filters_and_paginates_in_sql(app, people):
     assert names(people["ada"], "state=completed,failed") == ["100 util", "100% util"]
     assert names(people["ada"], "q=%25") == ["100% util"]  # a literal %, not a wildcard
     assert names(people["ada"], "q=0%25+u") == ["100% util"]
+    assert names(people["ada"], "q=UTIL") == ["100 util", "100% util"]  # any case
+    assert len(names(people["ada"], "q=CHIP.GIT")) == 9  # the repository URL counts too
     assert names(people["bob"], "") == ["bob's"]
     assert names(people["bob"], f"uuid={bobs[:8]}") == ["bob's"]
     assert names(people["ada"], f"uuid={bobs[:8]}") == []  # not visible to ada
