@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from flask import Blueprint, Response, current_app, g, request, send_file, url_f
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from limits import parse_many
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
@@ -61,6 +63,13 @@ from portal.web.api_schema import (
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 DEFAULT_RATE_LIMIT = "600 per minute"
+#: Per-user limits shared with the web form (same settings, keys and buckets: Flask-Limiter's
+#: bucket of a route limit is the route's endpoint), so form and API posts count together:
+#: dry_run -> (setting, default, bucket).
+SHARED_LIMITS: dict[bool, tuple[str, str, str]] = {
+    False: ("SUBMIT_RATE_LIMIT", "30 per minute", "submissions.new"),
+    True: ("PREVIEW_RATE_LIMIT", "10 per minute", "submissions.preview"),
+}
 #: Submission states in which cancelling still means something.
 CANCELLABLE = frozenset(SubmissionState) - FINAL_STATES
 
@@ -68,12 +77,20 @@ CANCELLABLE = frozenset(SubmissionState) - FINAL_STATES
 class APIError(Exception):
     """A failure answered as ``{"error": {...}}`` with ``status``."""
 
-    def __init__(self, status: int, message: str, details: Any = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: Any = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code or ERROR_CODES.get(status, "error")
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
 
 # --------------------------------------------------------------------------- answers
@@ -103,7 +120,9 @@ def error_json(
 
 @bp.errorhandler(APIError)
 def _api_error(exc: APIError) -> Response:
-    return error_json(exc.status, exc.message, code=exc.code, details=exc.details)
+    response = error_json(exc.status, exc.message, code=exc.code, details=exc.details)
+    response.headers.update(exc.headers)
+    return response
 
 
 @bp.errorhandler(RequestInvalid)
@@ -178,6 +197,24 @@ def _authenticate() -> None:
         raise APIError(401, "Send a personal API token: Authorization: Bearer <token>.")
     if not current_user.is_authenticated or g.get("api_token") is None:
         raise APIError(401, "The API token is unknown, revoked, or its account is disabled.")
+
+
+def _charge(dry_run: bool) -> None:
+    """Count one submission (or preview) against the user's limit; 429 beyond it."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return
+    setting, default, bucket = SHARED_LIMITS[dry_run]
+    key = f"user:{current_user.id}"
+    for item in parse_many(str(current_app.config.get(setting) or default)):
+        if not limiter.limiter.hit(item, key, bucket):
+            reset = limiter.limiter.get_window_stats(item, key, bucket).reset_time
+            wait = max(1, int(reset - time.time()) + 1)
+            what = "previews (dry runs)" if dry_run else "submissions"
+            raise APIError(
+                429,
+                f"Too many {what}: at most {item}; try again in {wait} s.",
+                headers={"Retry-After": str(wait)},
+            )
 
 
 def _user() -> User:
@@ -306,6 +343,7 @@ def create_submission() -> Any:
     """Submit (201), or with ``dry_run`` show what would be submitted (200, nothing written)."""
     body = _body(SUBMIT_FIELDS)
     user = _user()
+    _charge(body["dry_run"])
     if body["sweep"] is not None and body["sweeps"]:
         raise APIError(422, "Give either sweep (a sweep specification) or sweeps, not both.")
     res = body["resources"]

@@ -24,7 +24,7 @@ from portal.poller import poll_once
 from portal.web.api_schema import SUBMIT_FIELDS, openapi_path
 from tests.fixtures.gitdaemon import closed_port
 from tests.integration import engine_helpers
-from tests.integration.web_helpers import PASSWORD, add_user, login
+from tests.integration.web_helpers import PASSWORD, add_user, login, post_form
 
 API = "/api/v1"
 
@@ -371,6 +371,30 @@ def test_rate_limit_is_429_with_retry_after(make_app):
     error_of(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) > 0
     assert client.get(f"{API}/openapi.json").status_code == 200  # the document is exempt
+
+
+def test_submit_and_dry_run_share_the_web_forms_per_user_limits(make_app):
+    app = make_app(SUBMIT_RATE_LIMIT="2 per minute", PREVIEW_RATE_LIMIT="1 per minute")
+    add_user(app, "ada")
+    add_user(app, "bob", password=None)
+    ada, bob = make_token(app, "ada"), make_token(app, "bob")
+    client = app.test_client()
+    refused = {**VALID, "repo_url": "file:///nope"}
+    error_of(call(client, "POST", "/submissions", ada, json=refused), 422, "validation_failed")
+    login(client, "ada")
+    form = post_form(client, "/submissions/new", {"repo_url": "file:///nope"})
+    assert form.status_code == 400  # a refused form post, counted like the API's
+    limited = call(client, "POST", "/submissions", ada, json=refused)
+    assert "Too many submissions" in error_of(limited, 429, "rate_limited")["message"]
+    assert int(limited.headers["Retry-After"]) > 0
+    error_of(call(client, "POST", "/submissions", bob, json=refused), 422, "validation_failed")
+    dry = {**refused, "dry_run": True}  # previews have their own, smaller budget
+    error_of(call(client, "POST", "/submissions", ada, json=dry), 422, "validation_failed")
+    again = call(client, "POST", "/submissions", ada, json=dry)
+    assert "previews" in error_of(again, 429, "rate_limited")["message"]
+    malformed = call(client, "POST", "/submissions", ada, json={"colour": 1})
+    error_of(malformed, 400, "invalid_request")  # unreadable requests are refused first
+    assert counts(app) == (0, 0)
 
 
 # --------------------------------------------------------------------------- reading
