@@ -26,7 +26,7 @@ pytestmark = pytest.mark.cluster
 
 
 def test_admin_approves_large_submission(live_portal, open_page, example_repo, monkeypatch):
-    monkeypatch.setenv("OPENLANE_STANDIN_SECONDS", "6")  # long enough to be seen running
+    monkeypatch.setenv("OPENLANE_STANDIN_SECONDS", "8")  # long enough to be seen running
     live_portal.app.config["APPROVAL_ARRAY_SIZE"] = 2
     create_admin(live_portal, "grace")
     designer = open_page("designer")
