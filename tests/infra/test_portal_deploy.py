@@ -1,8 +1,9 @@
 """The portal as deployed by its Ansible role (scripts/portal-up on the local inventory), used
 over HTTP on loopback like a browser: nginx on 127.0.0.1:8080 in front of gunicorn on
-127.0.0.1:8000, a sign-in with the form's CSRF token, a sweep submitted through the web form to
-the real cluster, and the deployed poller following it to COMPLETED. The stand-in flow (a test
-double) replaces OpenLane. The services are stopped at the end (scripts/portal-down)."""
+127.0.0.1:8000; sweeps submitted to the real cluster through the REST API (a token made with
+the deployed `portal token create`) and through the web form (sign-in with the form's CSRF
+token), and the deployed poller following them to COMPLETED. The stand-in flow (a test double)
+replaces OpenLane. The services are stopped at the end (scripts/portal-down)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,19 @@ def deployed_status(uuid: str) -> dict:
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def assert_ran_as_service_account(uuid: str, job: str) -> None:
+    """The array ran as the service account, in a run folder it owns under the run root."""
+    users = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", job, "--format=User"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert users and set(users) == {SERVICE_USER}
+    run_dir = RUN_ROOT / uuid
+    assert run_dir.stat().st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+    assert (run_dir / "job.sbatch").is_file()
 
 
 @pytest.mark.usefixtures("deployed")
@@ -165,18 +179,55 @@ def test_sweep_submitted_through_the_web_form_completes_on_the_cluster(example_r
     assert status["n_tasks"] == 2 and len(status["job_ids"]) == 1  # one array
     assert [t["state"] for t in status["tasks"]] == ["COMPLETED", "COMPLETED"]
 
-    # The job ran as the service account, in the run root it owns.
-    job = status["job_ids"][0]
-    users = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-j", job, "--format=User"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    assert users and set(users) == {SERVICE_USER}
-    run_dir = RUN_ROOT / uuid
-    assert run_dir.stat().st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
-    assert (run_dir / "job.sbatch").is_file()
+    assert_ran_as_service_account(uuid, status["job_ids"][0])
 
     # The submission page answers through nginx for its owner.
     page = session.get(f"{NGINX}/submissions/{uuid}", timeout=30)
     assert page.status_code == 200 and "deployed-portal-test" in page.text
+
+
+@pytest.mark.usefixtures("deployed")
+def test_sweep_submitted_through_the_api_completes_on_the_cluster(example_repo):
+    made = subprocess.run(
+        [PORTAL_CLI, "token", "create", "admin", "--name", f"deploy-test-{time.time_ns()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {made.stdout.strip()}"
+    me = api.get(f"{NGINX}/api/v1/me", timeout=30)
+    assert me.status_code == 200, me.text
+    assert requests.get(f"{NGINX}/api/v1/me", timeout=30).status_code == 401  # no token
+
+    created = api.post(
+        f"{NGINX}/api/v1/submissions",
+        json={
+            "repo_url": example_repo,
+            "ref": "main",
+            "design_path": "designs/counter",
+            "flow": "openlane1",
+            "sweeps": ["FP_CORE_UTIL=30,50"],
+            "resources": {"cpus": 1, "mem_mb": 256, "time_minutes": 10, "partition": "debug"},
+            "name": "deployed-api-test",
+            "notify": False,
+        },
+        timeout=120,
+    )
+    assert created.status_code == 201, created.text
+    uuid = created.json()["submission"]["uuid"]
+
+    deadline = time.monotonic() + 240
+    while True:
+        got = api.get(f"{NGINX}/api/v1/submissions/{uuid}", timeout=30)
+        assert got.status_code == 200, got.text
+        submission = got.json()["submission"]
+        if submission["state"] in FINAL or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert submission["state"] == "COMPLETED", submission
+    assert submission["n_tasks"] == 2 and submission["tasks_by_state"] == {"COMPLETED": 2}
+    assert len(submission["job_ids"]) == 1  # one array
+    assert submission["url"] == f"{NGINX}/submissions/{uuid}"  # SITE_URL of the deployment
+    assert_ran_as_service_account(uuid, submission["job_ids"][0])
