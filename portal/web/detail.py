@@ -456,10 +456,11 @@ def _pop_share_link(submission: Submission) -> dict[str, str] | None:
 def tasks(viewer: Viewer) -> Any:
     """Status and tasks table (the polled htmx partial)."""
     context = _page_context(viewer)
-    response = current_app.make_response(render_template("detail/_live.html", **context))
-    if context["final"] and request.args.get("live") == "1":
-        response.headers["HX-Refresh"] = "true"  # it just finished: show metrics and all
-    return response
+    # When it has just finished, the metrics section is swapped in out of band (it then loads
+    # itself), so the open page shows the results without a reload.
+    context["live_poll"] = request.args.get("live") == "1"
+    context["results_oob"] = context["final"] and context["live_poll"]
+    return render_template("detail/_live.html", **context)
 
 
 @dual_route(bp, "/tasks/<int:index>", "task", methods=["GET"])

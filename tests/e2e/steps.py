@@ -165,6 +165,22 @@ def watch(
         page.wait_for_timeout(interval * 1000)
 
 
+def until(page: Page, function_js: str, arg: Any = None, timeout: float = 15) -> Any:
+    """Poll ``function_js`` (a JS function of ``arg``) until it returns something truthy.
+
+    Unlike ``page.wait_for_function``, this never evaluates a string inside the page, which
+    the portal's CSP (no 'unsafe-eval') forbids.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(function_js, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout}s: {function_js}")
+        page.wait_for_timeout(200)
+
+
 LIVE_SNAPSHOT = """() => {
   const live = document.getElementById('live');
   return {

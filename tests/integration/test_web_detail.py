@@ -7,6 +7,7 @@ query count of a big array.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -138,9 +139,9 @@ def task_rows(page: str) -> dict[int, str]:
 
 
 def island(page: str) -> dict:
-    match = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page, re.S)
+    match = re.search(r"<template id=\"chart-data\" data-chart='([^']*)'>", page)
     assert match, "no chart data island"
-    return json.loads(match.group(1))
+    return json.loads(html.unescape(match.group(1)))
 
 
 # --------------------------------------------------------------------------- the page
@@ -174,7 +175,7 @@ def test_page_header_tasks_table_and_escaping(sweep):
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', page)
     assert "/static/js/detail.js" in scripts and "/static/js/pareto.js" in scripts
     assert all(src.startswith("/static/") for src in scripts)
-    assert not re.search(r"<script(?![^>]*(src=|type=\"application/json\"))", page)
+    assert not re.search(r"<script(?![^>]*src=)", page)
     assert " style=" not in page and " onclick=" not in page
 
 
@@ -254,9 +255,16 @@ def test_tasks_partial_filters_and_paginates(sweep, monkeypatch):
     assert "page 2 of 2" in second
     beyond = client.get(f"/submissions/{sweep.uuid}/tasks?page=99").get_data(as_text=True)
     assert sorted(task_rows(beyond)) == [2]  # clamped to the last page
-    # the live poll of a final submission asks the browser to reload the page once
+    # the live poll of a final submission swaps the state chip and the metrics section in
+    # out of band: the open page shows the results without a reload
     live = client.get(f"/submissions/{sweep.uuid}/tasks?live=1", headers={"HX-Request": "true"})
-    assert live.headers.get("HX-Refresh") == "true"
+    assert "HX-Refresh" not in live.headers
+    html = live.get_data(as_text=True)
+    assert re.search(r'id="results"[^>]*hx-swap-oob="outerHTML"', html)
+    assert f'hx-get="/submissions/{sweep.uuid}/results"' in html
+    assert re.search(r'id="submission-state" data-state="[A-Z]+" hx-swap-oob="true"', html)
+    plain = client.get(f"/submissions/{sweep.uuid}/tasks", headers={"HX-Request": "true"})
+    assert "hx-swap-oob" not in plain.get_data(as_text=True)
 
 
 def test_task_panel_partial(sweep):

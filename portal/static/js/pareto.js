@@ -1,6 +1,7 @@
 /* OpenLane Portal — the Pareto plot of a submission (Chart.js 4 scatter).
- * Data comes from the <script type="application/json" id="chart-data"> island inside
- * [data-pareto] (never evaluated); changing an axis fetches data-results-url?x=..&y=.., whose
+ * Data comes from the JSON in the data-chart attribute of <template id="chart-data"> inside
+ * [data-pareto] (parsed, never evaluated; htmx would drop a <script> island when it swaps the
+ * section in); changing an axis fetches data-results-url?x=..&y=.., whose
  * Pareto front and best tasks are computed by the server (portal.dse). Clicking a point opens
  * that task in the task panel.
  */
@@ -115,14 +116,14 @@
   function setup(box) {
     if (box.getAttribute("data-ready") === "1") return;
     box.setAttribute("data-ready", "1");
-    var island = box.querySelector("script[type='application/json']");
+    var island = box.querySelector("template[data-chart]");
     var canvas = box.querySelector("canvas");
     if (!island || !canvas) return;
     if (!window.Chart) {
       note(box, "The plot could not be drawn (Chart.js did not load); the table below has every value.");
       return;
     }
-    var data = JSON.parse(island.textContent);
+    var data = JSON.parse(island.getAttribute("data-chart"));
     var chart = new window.Chart(canvas, {
       type: "scatter",
       data: { datasets: datasets(data) },
