@@ -231,3 +231,52 @@ def test_sweep_submitted_through_the_api_completes_on_the_cluster(example_repo):
     assert len(submission["job_ids"]) == 1  # one array
     assert submission["url"] == f"{NGINX}/submissions/{uuid}"  # SITE_URL of the deployment
     assert_ran_as_service_account(uuid, submission["job_ids"][0])
+
+
+def portal_up(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts" / "portal-up"), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+@pytest.mark.usefixtures("deployed")
+def test_tls_with_a_certificate_and_plain_http_redirected(tmp_path):
+    """The same play with a certificate: nginx serves HTTPS (on 8443 here) and answers plain
+    HTTP on port 80 with a redirect; the next play without one goes back to plain HTTP."""
+    cert, key = tmp_path / "portal.crt", tmp_path / "portal.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    tls = {
+        "portal_tls_cert": str(cert),
+        "portal_tls_key": str(key),
+        "portal_nginx_port": 8443,
+        "portal_site_url": "https://127.0.0.1:8443",
+    }
+    try:
+        up = portal_up("-e", json.dumps(tls))
+        assert up.returncode == 0, up.stdout[-5000:] + up.stderr
+        secure = requests.get("https://127.0.0.1:8443/healthz", verify=str(cert), timeout=10)
+        assert secure.status_code == 200 and secure.json() == {"status": "ok"}
+        assert "max-age" in secure.headers["Strict-Transport-Security"]
+        plain = requests.get("http://127.0.0.1:80/healthz", allow_redirects=False, timeout=10)
+        assert plain.status_code == 301
+        assert plain.headers["Location"] == "https://127.0.0.1:8443/healthz"
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{NGINX}/healthz", timeout=10)
+        settings = json.loads((INSTANCE / "portal.json").read_text())
+        assert settings["SITE_URL"] == "https://127.0.0.1:8443"
+    finally:
+        back = portal_up()
+        assert back.returncode == 0, back.stdout[-5000:] + back.stderr
+    assert requests.get(f"{NGINX}/healthz", timeout=10).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get("https://127.0.0.1:8443/healthz", verify=False, timeout=10)
