@@ -77,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "SHARE_LINK_MAX_AGE": 7 * 24 * 3600,
     "PREVIEW_RATE_LIMIT": "10 per minute",
     "SUBMIT_RATE_LIMIT": "30 per minute",
+    "API_RATE_LIMIT": "600 per minute",
+    "METRICS_TOKEN": None,
     "TRUSTED_PROXIES": 0,
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_ENABLED": True,
@@ -145,6 +147,8 @@ DOCS: dict[str, str] = {
     "SHARE_LINK_MAX_AGE": "Longest lifetime, in seconds, of a signed share link.",
     "PREVIEW_RATE_LIMIT": "sbatch previews per user (each one clones the repository).",
     "SUBMIT_RATE_LIMIT": "Submissions posted per user, from the form or the API.",
+    "API_RATE_LIMIT": "API requests per token.",
+    "METRICS_TOKEN": "If set, /metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.",
     "TRUSTED_PROXIES": "Reverse proxies in front of the portal (nginx: 1) whose X-Forwarded-* "
     "headers are trusted; 0 trusts none.",
     "RATELIMIT_STORAGE_URI": "Flask-Limiter storage (memory:// per process; redis://... shared "

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from portal import create_app
 from portal.cluster import slurm_client
-from portal.poller import Poller
+from portal.metrics import RecordingPoller
 from portal.scheduler import start_scheduler
 
 app = create_app()
 
 if app.config.get("POLLER_ENABLED"):
-    start_scheduler(app, Poller(app, slurm_client(app.config)))
+    start_scheduler(app, RecordingPoller(app, slurm_client(app.config)))  # feeds /metrics

@@ -149,7 +149,7 @@ def _load_session_user(session_id: str) -> User | None:
 
 def _unauthorized() -> Any:
     if wants_json():
-        response = jsonify(error="unauthorized", message="Authentication required.")
+        response = jsonify(error={"code": "unauthorized", "message": "Authentication required."})
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Bearer realm="openlane-portal"'
         return response
@@ -217,12 +217,14 @@ def _security_headers(app: Flask) -> None:
 
 
 def error_response(exc: HTTPException) -> Any:
-    """Render ``exc`` as JSON for API clients, else as the portal's error page."""
+    """Render ``exc`` as JSON for API clients (``{"error": {"code", "message"}}``, the REST
+    API's shape), else as the portal's error page."""
     code = exc.code or 500
     if code >= 500:
         db.session.rollback()
     if wants_json():
-        response = jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description)
+        code_name = exc.name.lower().replace(" ", "_")
+        response = jsonify(error={"code": code_name, "message": exc.description})
         response.status_code = code
     else:
         response = Response(

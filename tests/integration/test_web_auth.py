@@ -390,7 +390,7 @@ def test_api_token_created_shown_once_used_and_revoked(app):
     assert revoked.status_code == 302
     # ... and a revoked token is refused with 401
     refused = api.get("/account/whoami", headers=headers)
-    assert refused.status_code == 401 and refused.get_json()["error"] == "unauthorized"
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "unauthorized"
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert "revoked" in client.get("/account/tokens").get_data(as_text=True)
 
@@ -462,7 +462,7 @@ def test_error_pages_html_and_json(app):
     page = client.get("/no/such/page")
     assert page.status_code == 404 and 'class="error-code"' in page.get_data(as_text=True)
     api = client.get("/no/such/page", headers={"Accept": "application/json"})
-    assert api.status_code == 404 and api.get_json()["error"] == "not_found"
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"
 
 
 # --------------------------------------------------------------------------- brute force
