@@ -561,8 +561,8 @@ def submit(
         name=name,
         notify=not no_notify,
     )
-    slurm = slurm_client(app.config, owner)
     try:
+        slurm = slurm_client(app.config, owner)  # a missing Unix account is refused here
         plan = svc.plan_submission(request, app.config, slurm)
     except svc.SubmissionError as exc:
         fail(str(exc))

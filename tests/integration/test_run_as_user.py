@@ -406,8 +406,9 @@ def test_user_without_a_unix_account_is_refused_and_nothing_is_submitted(site: S
     runs_before = sorted(p.name for p in site.run_root.iterdir())
     done = site.portal("submit", "--user", "dave", "--repo", site.repo, "--design",
                        "designs/counter", "--json", check=False)  # fmt: skip
-    assert done.returncode != 0
-    assert "portal user 'dave' has no Unix account" in done.stderr
+    assert done.returncode == 2  # a clear refusal, not a crash
+    assert "Traceback" not in done.stderr
+    assert "error: " in done.stderr and "portal user 'dave' has no Unix account" in done.stderr
     listing = json.loads(site.portal("status", "--all", "--user", "admin", "--json").stdout)
     assert "dave" not in {row["owner"] for row in listing}
     assert sorted(p.name for p in site.run_root.iterdir()) == runs_before
