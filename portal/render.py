@@ -48,7 +48,7 @@ import jinja2
 
 from portal.shell import ShellVar, Word, shjoin, shquote
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "slurm_templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "slurm_templates"
 ARRAY_TEMPLATE = "array.sbatch.j2"
 
 #: Variables the rendered script defines; flow words may refer to them with ShellVar.
