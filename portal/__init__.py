@@ -31,5 +31,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     init_mail(app)
     init_web(app)
+    if app.config.get("FLOW_EXECUTABLE_OVERRIDE"):
+        app.logger.warning(
+            "FLOW_EXECUTABLE_OVERRIDE=%s: flows run this executable (the stand-in test double "
+            "in tests and the demo), NOT OpenLane; its reports are not results of your design",
+            app.config["FLOW_EXECUTABLE_OVERRIDE"],
+        )
 
     return app

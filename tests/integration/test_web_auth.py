@@ -533,3 +533,9 @@ def test_sign_in_works_with_rate_limits_switched_off(make_app):
     response = login(client)
     assert response.status_code == 302
     assert client.get("/account/").status_code == 200
+
+
+def test_stand_in_flow_is_announced_in_the_log(make_app, caplog):
+    with caplog.at_level("WARNING"):
+        make_app(FLOW_EXECUTABLE_OVERRIDE="/repo/tests/standin/openlane_standin.py")
+    assert any("NOT OpenLane" in r.getMessage() for r in caplog.records)
