@@ -23,6 +23,7 @@ from portal.extensions import db
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES
 from portal.web.access import is_admin
+from portal.web.progress import bar_segments
 
 bp = Blueprint("dashboard", __name__)
 
@@ -120,14 +121,7 @@ class Progress:
 
     def segments(self) -> list[tuple[str, int, float, float]]:
         """``(kind, count, x%, width%)`` of each non-empty bar segment, left to right."""
-        out, x = [], 0.0
-        for kind in ("done", "failed", "cancelled", "running", "pending"):
-            count = getattr(self, kind)
-            if count and self.total:
-                width = 100.0 * count / self.total
-                out.append((kind, count, round(x, 3), round(width, 3)))
-                x += width
-        return out
+        return bar_segments(self)
 
 
 def progress_by_submission(submission_ids: Iterable[int]) -> dict[int, Progress]:

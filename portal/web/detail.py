@@ -52,6 +52,7 @@ from portal.results import SUMMARY_FIELDS, ResultsError, ResultsTable, results_t
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
+from portal.web.progress import bar_segments
 from portal.web.sharing import Viewer, dual_route, owner_viewer
 
 bp = Blueprint("detail", __name__)
@@ -119,14 +120,7 @@ class Counts:
 
     def segments(self) -> list[tuple[str, int, float, float]]:
         """``(kind, count, x%, width%)`` of the progress bar, left to right."""
-        out, x = [], 0.0
-        for kind in ("done", "failed", "cancelled", "running", "pending"):
-            count = getattr(self, kind)
-            if count and self.total:
-                width = 100.0 * count / self.total
-                out.append((kind, count, round(x, 3), round(width, 3)))
-                x += width
-        return out
+        return bar_segments(self)
 
 
 def task_counts(submission_id: int) -> Counts:
