@@ -11,16 +11,13 @@ does not answer. The OpenAPI document is built from the same declarations that c
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request, send_file, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -32,7 +29,6 @@ from werkzeug.exceptions import HTTPException
 from portal import launcher
 from portal import submissions as svc
 from portal.cluster import slurm_client
-from portal.export import ExportError, build_bundle
 from portal.extensions import db
 from portal.flows.base import FlowError
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
@@ -59,6 +55,7 @@ from portal.web.api_schema import (
     parse_object,
     parse_query,
 )
+from portal.web.bundles import ExportError, bundle_download
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -485,34 +482,11 @@ def export(uuid: str) -> Any:
     """The export bundle (tar.gz runnable with plain sbatch)."""
     submission = _submission(uuid)
     query = parse_query(request.args, EXPORT_QUERY)
-    workdir = tempfile.mkdtemp(prefix="olp-api-export-")
-    output = Path(workdir) / "bundle.tar.gz"
     try:
-        target = build_bundle(
-            submission,
-            current_app.config,
-            output,
-            run_dir=Path(query["run_dir"]) if "run_dir" in query else None,
+        response, target = bundle_download(
+            submission, Path(query["run_dir"]) if "run_dir" in query else None
         )
-        handle = output.open("rb")
     except (ExportError, OSError) as exc:
-        _cleanup(output, workdir)
         raise APIError(409, f"Cannot export: {exc}") from None
-    size = os.fstat(handle.fileno()).st_size
-    _cleanup(output, workdir)  # the open handle keeps the data until it is sent
-    response = send_file(
-        handle,
-        mimetype="application/gzip",
-        as_attachment=True,
-        download_name=f"openlane-portal-{submission.uuid[:8]}.tar.gz",
-    )
-    response.content_length = size
     response.headers["X-Unpack-Dir"] = str(target)
     return response
-
-
-def _cleanup(output: Path, workdir: str) -> None:
-    with contextlib.suppress(OSError):
-        output.unlink()
-    with contextlib.suppress(OSError):
-        os.rmdir(workdir)

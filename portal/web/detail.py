@@ -14,14 +14,10 @@ owner or an admin; they flash their outcome and return to the page.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -33,7 +29,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     session,
 )
 from flask_login import current_user, login_required
@@ -42,7 +37,6 @@ from sqlalchemy import func, not_, select
 from portal import rundir
 from portal import submissions as svc
 from portal.cluster import slurm_client
-from portal.export import ExportError, build_bundle
 from portal.extensions import db
 from portal.flows.base import FlowError
 from portal.flows.features import FIELDS
@@ -52,6 +46,7 @@ from portal.results import SUMMARY_FIELDS, ResultsError, ResultsTable, results_t
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
+from portal.web.bundles import ExportError, bundle_download
 from portal.web.progress import bar_segments
 from portal.web.sharing import Viewer, dual_route, owner_viewer
 
@@ -593,34 +588,14 @@ def export(uuid: str) -> Any:
     """The export bundle (tar.gz runnable with plain sbatch) as a download."""
     viewer = owner_viewer(uuid)
     submission = viewer.submission
-    workdir = tempfile.mkdtemp(prefix="olp-export-")
-    output = Path(workdir) / "bundle.tar.gz"
     try:
-        build_bundle(submission, current_app.config, output)
-        handle = output.open("rb")
+        response, _ = bundle_download(submission)
     except (ExportError, OSError) as exc:
-        _cleanup(output, workdir)
         if request.method == "GET":
             abort(409, description=f"Cannot export: {exc}")
         flash(f"Cannot export: {exc}", "error")
         return _back(viewer)
-    size = os.fstat(handle.fileno()).st_size
-    _cleanup(output, workdir)  # the open handle keeps the data until the answer is sent
-    response = send_file(
-        handle,
-        mimetype="application/gzip",
-        as_attachment=True,
-        download_name=f"openlane-portal-{submission.uuid[:8]}.tar.gz",
-    )
-    response.content_length = size
     return response
-
-
-def _cleanup(output: Path, workdir: str) -> None:
-    with contextlib.suppress(OSError):
-        output.unlink()
-    with contextlib.suppress(OSError):
-        os.rmdir(workdir)
 
 
 # --------------------------------------------------------------------------- template helpers
