@@ -222,7 +222,9 @@ def main() -> None:
                 for number in range(args.arrays):
                     mails_before = len(smtp.messages)
                     with app.app_context():
-                        run = portal_once(app, url, args.tasks, transport, notify=True)
+                        run = portal_once(
+                            app, url, args.tasks, transport, notify=True, janitor=janitor
+                        )
                     janitor.add(*run["job_ids"])
                     run_dir = Path(settings["RUN_ROOT"]) / run["uuid"]
                     log(f"array {number + 1}: job {run['job_ids'][0]} submitted")

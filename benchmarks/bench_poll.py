@@ -45,6 +45,7 @@ from benchmarks.common import (
     require_cluster,
     summary,
     timed,
+    wait_for_job_room,
     wait_sacct_knows,
     workdir,
 )
@@ -163,10 +164,10 @@ def main() -> None:
         tasks_per_job: dict[str, int] = {}
         with app.app_context():
             add_user("bench")
+            wait_for_job_room(args.size)
             for points in per_submission:
-                run = portal_once(app, url, points, transport)
+                run = portal_once(app, url, points, transport, janitor=janitor)
                 janitor.add(*run["job_ids"])
-                janitor.names.add(f"olp-{run['uuid']}")
                 (job_id,) = run["job_ids"]
                 job_ids.append(job_id)
                 tasks_per_job[job_id] = points

@@ -43,6 +43,7 @@ from benchmarks.common import (
     require_cluster,
     summary,
     timed,
+    wait_for_job_room,
     workdir,
 )
 
@@ -109,18 +110,20 @@ def bench_size(
     loop_name = f"{JOB_PREFIX}-loop-{points}"
     with app.app_context():
         log(f"{points} points: warm-up (imports, first clone, submitit import)")
-        warm = portal_once(app, url, min(points, 10), transport)
+        warm = portal_once(app, url, min(points, 10), transport, janitor=janitor)
         janitor.add(*warm["job_ids"])
         janitor.cancel()
+        waited = 0.0
         for number in range(args.repeats):
+            waited += wait_for_job_room(points)
             try:
-                run = portal_once(app, url, points, transport)
+                run = portal_once(app, url, points, transport, janitor=janitor)
                 janitor.add(*run["job_ids"])
-                janitor.names.add(f"olp-{run['uuid']}")
             finally:
                 janitor.cancel()  # held jobs never run; cancel before the next round
             portal_runs.append(run)
             name = f"{JOB_PREFIX}-submitit-{points}-{number}"
+            waited += wait_for_job_room(points)
             try:
                 folder = root / "submitit" / f"{points}-{number}"
                 submitit_runs.append(submitit_once(folder, points, janitor, name))
@@ -141,7 +144,10 @@ def bench_size(
         if args.profile:
             out = root.parent / f"profile-submission-{points}.txt"
             try:
-                run = pyinstrument_profile(lambda: portal_once(app, url, points, transport), out)
+                wait_for_job_room(points)
+                run = pyinstrument_profile(
+                    lambda: portal_once(app, url, points, transport, janitor=janitor), out
+                )
                 janitor.add(*run["job_ids"])
             finally:
                 janitor.cancel()
@@ -155,6 +161,7 @@ def bench_size(
     sbatch_calls = sorted({r["calls"].get("sbatch", 0) for r in portal_runs})
     return {
         "points": points,
+        "waited_for_slurm_job_room_seconds": round(waited, 1),
         "portal": {
             **summary([r["seconds"] for r in portal_runs]),
             "cpu_median": round(statistics.median(r["cpu_seconds"] for r in portal_runs), 4),

@@ -265,6 +265,40 @@ def hold_shim(folder: Path) -> Path:
     return folder
 
 
+def job_records() -> int:
+    """Job records slurmctld holds now, array tasks counted one by one (finished and cancelled
+    ones stay until MinJobAge has passed): what MaxJobCount bounds."""
+    out = _run_text(["squeue", "-h", "-r", "-t", "all", "-o", "%i"])
+    return len(out.splitlines())
+
+
+def wait_for_job_room(tasks: int, share: float = 0.4) -> float:
+    """Wait until ``tasks`` more records keep this cluster under ``share`` of MaxJobCount.
+
+    A held or cancelled 10,000-task array still counts 10,000 records for MinJobAge (300 s):
+    without this, a few rounds of the 10,000-point benchmark fill MaxJobCount and every other
+    user's sbatch blocks. Returns the seconds waited.
+    """
+    config = {
+        key.strip(): value.strip()
+        for key, _, value in (
+            line.partition("=") for line in _run_text(["scontrol", "show", "config"]).splitlines()
+        )
+    }
+    max_jobs = int((config.get("MaxJobCount") or "10000").split()[0])
+    min_age = int((config.get("MinJobAge") or "300").split()[0])
+    limit = int(max_jobs * share)
+    if tasks > limit:
+        raise SystemExit(f"{tasks} tasks exceed {share:.0%} of MaxJobCount ({max_jobs})")
+    started = time.monotonic()
+    while (current := job_records()) + tasks > limit:
+        if time.monotonic() - started > min_age + 300:
+            raise RuntimeError(f"{current} job records still held after {min_age + 300} s")
+        log(f"{current} job records + {tasks} would pass {limit}: waiting for Slurm to purge")
+        time.sleep(15)
+    return time.monotonic() - started
+
+
 def squeue_count(name_prefix: str) -> int:
     """How many of this user's queued job records carry a name starting with the prefix."""
     out = _run_text(["squeue", "-h", "-r", "-o", "%j"])
@@ -366,6 +400,7 @@ def portal_once(
     transport: CountingTransport,
     username: str = "bench",
     notify: bool = False,
+    janitor: JobJanitor | None = None,
 ) -> dict[str, Any]:
     """One submission of ``points`` points through the whole portal path (inside an app
     context): plan, create, launch. Its timings, Slurm calls, job ids and uuid."""
@@ -393,6 +428,8 @@ def portal_once(
             plan = svc.plan_submission(request, app.config, slurm)
         with timed() as create_t:
             submission = svc.create_submission(plan, owner)
+        if janitor is not None:  # cancelled by name even if launch fails after its sbatch
+            janitor.names.add(submission.job_name)
         with timed() as launch_t:
             svc.launch(submission, app.config, slurm)
     if submission.state != "QUEUED":
