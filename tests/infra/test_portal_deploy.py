@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import pwd
 import re
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -132,10 +133,21 @@ def test_sweep_submitted_through_the_web_form_completes_on_the_cluster(example_r
     session = requests.Session()
     login_page = session.get(f"{NGINX}/auth/login", timeout=30)
     assert login_page.status_code == 200
-    password = (CREDENTIALS / "portal_admin_password").read_text().strip()
+    # A designer account of its own, made with the deployed CLI (the admin's password belongs
+    # to whichever checkout first deployed this host's database).
+    designer, password = f"designer{time.time_ns()}", secrets.token_urlsafe(16)
+    made = subprocess.run(
+        [PORTAL_CLI, "user", "add", designer, "--email", f"{designer}@example.org",
+         "--account", "openlane", "--password-stdin"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
     signed_in = session.post(
         f"{NGINX}/auth/login",
-        data={"csrf_token": csrf_token(login_page.text), "login": "admin", "password": password},
+        data={"csrf_token": csrf_token(login_page.text), "login": designer, "password": password},
         allow_redirects=False,
         timeout=30,
     )
