@@ -108,7 +108,7 @@ def machine_info() -> dict[str, Any]:
     commit = _run_text(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
     dirty = bool(_run_text(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "portal"]))
     return {
-        "uname": " ".join(platform.uname()),
+        "uname": _run_text(["uname", "-a"]) or " ".join(platform.uname()),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "slurm": _run_text(["sinfo", "--version"]).removeprefix("slurm "),
