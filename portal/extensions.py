@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
 
 # Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
 NAMING = {
@@ -17,3 +20,16 @@ NAMING = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    """SQLite: write-ahead log (readers never block the writer, nor it them) and a 30 s busy
+    wait instead of pysqlite's 5 s, so concurrent requests and launches queue for the write
+    lock instead of failing with "database is locked"."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 
 from portal import leases
 from portal.collect import collect_task_metrics
@@ -91,10 +91,12 @@ def poll_once(slurm: SlurmClient) -> CycleStats:
     latest = {(row.job_id, row.task_index): row for row in rows}
     changes, finished, touched = [], [], set()
     for task in tasks:
-        row = latest.get((task.array_job_id, task.array_index))
-        if row is None:
+        row = latest.get((task[3], task[4]))
+        # task[5:12] (state ... elapsed_seconds) and row[3:10] hold the same fields in order.
+        if row is None or task[5:12] == row[3:10]:
             continue
         new = {
+            "_id": task.id,
             "state": row.state,
             "exit_code": row.exit_code,
             "signal": row.signal,
@@ -103,21 +105,38 @@ def poll_once(slurm: SlurmClient) -> CycleStats:
             "ended_at": row.end,
             "elapsed_seconds": row.elapsed_seconds,
         }
-        if all(getattr(task, key) == value for key, value in new.items()):
-            continue
         if is_terminal(row.state):
             sub = by_id[task.submission_id]
             new["metrics"] = collect_task_metrics(sub.flow, sub.run_dir, task.index)
             finished.append(task.id)
-        changes.append({"id": task.id, **new})
+        changes.append(new)
         touched.add(task.submission_id)
-    if changes:
-        db.session.execute(update(Task), changes)
+    _write_changes(changes)
     stats.tasks_changed = len(changes)
     stats.submissions_changed = update_submission_states(touched)
     db.session.commit()
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+_CHANGED_COLUMNS = ("state", "exit_code", "signal", "node", "started_at", "ended_at",
+                    "elapsed_seconds")  # fmt: skip
+
+
+def _write_changes(changes: list[dict[str, Any]]) -> None:
+    """Core executemany UPDATEs by primary key (finished tasks also get their metrics)."""
+    table = Task.__table__
+    for with_metrics in (False, True):
+        batch = [c for c in changes if ("metrics" in c) is with_metrics]
+        if not batch:
+            continue
+        columns = _CHANGED_COLUMNS + (("metrics",) if with_metrics else ())
+        statement = (
+            table.update()
+            .where(table.c.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+        db.session.execute(statement, batch)
 
 
 def update_submission_states(submission_ids: set[int]) -> int:

@@ -23,8 +23,14 @@ def start_scheduler(app: Flask, poller: Poller) -> BackgroundScheduler:
     from portal import notify
 
     scheduler = BackgroundScheduler(daemon=True)
+
+    def poll_then_mail() -> None:
+        stats = poller.run_cycle()
+        if stats is not None and stats.submissions_changed:
+            notify.run_sender_cycle(app)  # a finished array's mail goes out in the same cycle
+
     scheduler.add_job(
-        poller.run_cycle,
+        poll_then_mail,
         "interval",
         seconds=float(app.config["POLL_INTERVAL_SECONDS"]),
         id="poll",
