@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from portal import policy
 from portal.catalog import ParameterError, load_catalog
@@ -227,9 +227,17 @@ def create_submission(plan: Plan, owner: User) -> Submission:
         notify=plan.request.notify,
         decision_reason="; ".join(plan.decision.reasons) or None,
     )
-    submission.tasks = [Task(index=i, params=point) for i, point in enumerate(plan.points)]
     db.session.add(submission)
     db.session.flush()
+    # One multi-row INSERT for the tasks (the unit of work would build one object per point).
+    for start in range(0, len(plan.points), 5000):
+        db.session.execute(
+            insert(Task),
+            [
+                {"submission_id": submission.id, "index": i, "params": point}
+                for i, point in enumerate(plan.points[start : start + 5000], start)
+            ],
+        )
     audit(
         "submission.create",
         actor=owner,
@@ -273,13 +281,16 @@ def launch(
         SubmissionState.SUBMITTING,
         SubmissionState.SUBMIT_FAILED,
     )
+    # Nothing can have been submitted for a submission still in STAGING (the state becomes
+    # SUBMITTING, committed, before the first sbatch): only a retry looks job names up first.
+    fresh = submission.state == SubmissionState.STAGING
     try:
         slurm = _client_for_owner(slurm, settings, submission)
         max_array_size = slurm.max_array_size()
         scripts = stage(submission, settings, progress, max_array_size=max_array_size)
         submission.state = SubmissionState.SUBMITTING
         db.session.commit()
-        submit_arrays(submission, scripts, slurm, after_sbatch=after_sbatch)
+        submit_arrays(submission, scripts, slurm, after_sbatch=after_sbatch, lookup=not fresh)
     except (StagingError, FlowError, RenderError, SubmissionError) as exc:
         return _fail(submission, SubmissionState.SUBMIT_FAILED, str(exc))
     except (SlurmError, TransportError) as exc:
@@ -308,7 +319,8 @@ def stage(
     report = progress or (lambda stage, fraction: None)
     run_dir = run_dir_of(submission, settings)
     submission.run_dir = str(run_dir)
-    if not (run_dir / "design" / ".git").exists():
+    fresh = not (run_dir / "design" / ".git").exists()
+    if fresh:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
@@ -340,8 +352,7 @@ def stage(
     beneath = {k: v for k, v in defaults.items() if k not in design.assigned}
     for task in submission.tasks:
         task_dir = run_dir / "tasks" / str(task.index)
-        task_dir.mkdir(parents=True, exist_ok=True)
-        flow.write_task_config(design, {**beneath, **task.params}, task_dir)
+        flow.write_task_config(design, {**beneath, **task.params}, task_dir, fresh=fresh)
     (run_dir / "sweep.tsv").write_text(sweep_table([t.params for t in submission.tasks]))
     _write_manifest(submission, run_dir)
     rendered = render_scripts(
@@ -517,11 +528,14 @@ def submit_arrays(
     slurm: SlurmClient,
     *,
     after_sbatch: Callable[[str], None] | None = None,
+    lookup: bool = True,
 ) -> None:
-    """Submit each array not yet known to Slurm (looked up by job name first); commit each id."""
-    by_index = {task.index: task for task in submission.tasks}
+    """Submit each array not yet known to Slurm (looked up by job name first, unless
+    ``lookup`` is off: a first launch); commit each id."""
     for script, path in scripts:
-        existing = slurm.find_by_name(script.job_name, since=submission.created_at)
+        existing = (
+            slurm.find_by_name(script.job_name, since=submission.created_at) if lookup else []
+        )
         if any(job in submission.job_ids for job in existing):
             continue
         if existing:
@@ -536,7 +550,7 @@ def submit_arrays(
             job_id = slurm.submit(script_path=str(path))
             if after_sbatch is not None:
                 after_sbatch(job_id)
-        _record_job(submission, script, job_id, by_index)
+        _record_job(submission, script, job_id)
     submission.state = SubmissionState.QUEUED
     submission.submitted_at = submission.submitted_at or utcnow()
     submission.error = None
@@ -544,19 +558,35 @@ def submit_arrays(
     db.session.commit()
 
 
-def _record_job(
-    submission: Submission, script: ArrayScript, job_id: str, by_index: Mapping[int, Task]
-) -> None:
+def _record_job(submission: Submission, script: ArrayScript, job_id: str) -> None:
+    """Record the array's job id on the submission and its tasks (bulk UPDATEs), commit."""
     submission.job_ids = [*submission.job_ids, job_id]
-    for array_index in script.array_indices:
-        task = by_index[array_index + script.index_offset]
-        task.array_job_id = job_id
-        task.array_index = array_index
-        task.state = PENDING
-        task.exit_code = task.signal = task.node = None
-        task.started_at = task.ended_at = task.elapsed_seconds = None
-        task.metrics = None
+    offset = script.index_offset
+    indices = sorted(i + offset for i in script.array_indices)
+    values = {
+        "array_job_id": job_id,
+        "array_index": Task.index - offset,
+        "state": PENDING,
+        "exit_code": None,
+        "signal": None,
+        "node": None,
+        "started_at": None,
+        "ended_at": None,
+        "elapsed_seconds": None,
+        "metrics": None,
+    }
+    mine = Task.submission_id == submission.id
+    if indices and indices[-1] - indices[0] + 1 == len(indices):  # one contiguous range
+        wheres = [Task.index.between(indices[0], indices[-1])]
+    else:
+        wheres = [Task.index.in_(indices[i : i + 500]) for i in range(0, len(indices), 500)]
+    for where in wheres:
+        db.session.execute(
+            update(Task).where(mine, where).values(values),
+            execution_options={"synchronize_session": False},
+        )
     db.session.commit()
+    db.session.expire_all()  # loaded tasks re-read their new values
 
 
 def reconcile_submitting(settings: Mapping[str, Any], slurm: SlurmClient) -> list[Submission]:

@@ -222,6 +222,18 @@ def check_config_file_name(name: str) -> str:
     return name
 
 
+def write_config_text(path: Path, text: str, *, fresh: bool = False) -> None:
+    """Write a task config. ``fresh``: the task folder was just made and no job can read it
+    yet, so a plain write suffices (3 system calls instead of a temp file, chmod and rename);
+    otherwise (a relaunch over a run that may be running) the file is replaced atomically."""
+    if not fresh:
+        atomic_write_text(path, text)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (no partial files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -333,9 +345,15 @@ class Flow(ABC):
 
     @abstractmethod
     def write_task_config(
-        self, design: DesignConfig, params: Mapping[str, object], task_dir: Path
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        task_dir: Path,
+        *,
+        fresh: bool = False,
     ) -> Path:
-        """Write the configuration for one sweep point into ``task_dir``; return its path."""
+        """Write the configuration for one sweep point into ``task_dir``; return its path.
+        ``fresh``: the run folder was just created (see :func:`write_config_text`)."""
 
     # -- command line ----------------------------------------------------------------------
     def flow_executable(self, settings: Mapping[str, object]) -> str:

@@ -39,11 +39,11 @@ from portal.flows.base import (
     DesignConfig,
     Flow,
     ParamValue,
-    atomic_write_text,
     check_config_file_name,
     check_params,
     require_usable,
     setting,
+    write_config_text,
 )
 from portal.flows.designconfig import alias_names, load_variables, overlay_document
 from portal.flows.tclconfig import format_tcl_number, tcl_quote
@@ -66,7 +66,12 @@ class OpenLane1(Flow):
         return "config.tcl" if design.kind == "tcl" else "config.json"
 
     def write_task_config(
-        self, design: DesignConfig, params: Mapping[str, object], task_dir: Path
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        task_dir: Path,
+        *,
+        fresh: bool = False,
     ) -> Path:
         """Write ``config.json`` or ``config.tcl`` for one sweep point (see module docstring)."""
         checked = check_params(params)
@@ -83,7 +88,7 @@ class OpenLane1(Flow):
                 drop |= alias_names(table, name)
             document = overlay_document(design.document, checked, drop - set(checked))
             text = json.dumps(document, indent=4) + "\n"
-        atomic_write_text(target, text)
+        write_config_text(target, text, fresh=fresh)
         return target
 
     def command_words(

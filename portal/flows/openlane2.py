@@ -48,10 +48,10 @@ from portal.flows.base import (
     Flow,
     ParamValue,
     UnsupportedConfig,
-    atomic_write_text,
     check_config_file_name,
     check_params,
     require_usable,
+    write_config_text,
 )
 from portal.flows.designconfig import alias_names, load_variables, overlay_document
 from portal.shell import ShellVar, Word
@@ -137,7 +137,12 @@ class OpenLane2(Flow):
         return "config.json"
 
     def write_task_config(
-        self, design: DesignConfig, params: Mapping[str, object], task_dir: Path
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        task_dir: Path,
+        *,
+        fresh: bool = False,
     ) -> Path:
         """Write ``config.json`` (+ the ``design`` link) for one sweep point."""
         if design.kind == "tcl":
@@ -161,7 +166,7 @@ class OpenLane2(Flow):
         task_dir = Path(task_dir)
         link_design(design.design_dir, task_dir)
         target = task_dir / self.task_config_name(design)
-        atomic_write_text(target, json.dumps(document, indent=4) + "\n")
+        write_config_text(target, json.dumps(document, indent=4) + "\n", fresh=fresh)
         return target
 
     def command_words(
