@@ -541,6 +541,9 @@ def test_running_task_console_follows_the_log_and_cancel_forms(sweep, example_re
     client = client_for(app)
     try:
         log = run_dir / "logs" / f"{job}_0.out"
+        deadline = time.monotonic() + 60  # RUNNING in sacct can precede the task's first line
+        while not (log.is_file() and log.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.5)
         first = client.get(f"/submissions/{uuid}/tasks/0/log?offset=0")
         assert first.status_code == 200 and first.headers["X-Log-Done"] == "0"
         offset = int(first.headers["X-Log-Offset"])
