@@ -1,6 +1,7 @@
 """Export a submission as a tarball that runs with plain ``sbatch``, no portal needed.
 
-The bundle holds the design checkout (without ``.git``), every task's config, ``sweep.tsv``,
+The bundle holds the design checkout (without ``.git``), every task's config (packed in
+``task-configs.txt`` with its index, see :mod:`portal.taskconfigs`), ``sweep.tsv``,
 ``submission.json``, an empty ``logs/``, a README, and ``job.sbatch`` rendered by the same
 template the portal submits with. Task configs refer to the design through ``DESIGN_DIR``
 only, so the bundle is relocatable: the script is rendered for the folder it will be unpacked
@@ -20,6 +21,7 @@ from portal.flows.registry import get_flow
 from portal.models import Submission
 from portal.render import RenderError
 from portal.submissions import render_scripts
+from portal.taskconfigs import CONFIGS_NAME, INDEX_NAME
 
 README = """\
 OpenLane Portal export of submission {uuid}
@@ -33,8 +35,15 @@ Unpack this archive so that its folder is {run_dir}
     cd {run_dir}
     {submit}
 
-Each array task i runs the flow in tasks/<i>/ with the config found there; sweep.tsv lists
-the parameters of every task; Slurm writes logs/<jobid>_<task>.out. Re-export with
+Each array task i runs the flow in tasks/<i>/. Its config is tasks/<i>/{config} when that
+file is already there (put an edited one in place before sbatch); otherwise the task copies
+it out of {configs}: {index} gives its offset and length in bytes. To read or edit
+task 3's config before running:
+
+    mkdir -p tasks/3 && read -r _ off len < <(grep '^3 ' {index})
+    dd if={configs} of=tasks/3/{config} iflag=skip_bytes,count_bytes skip=$off count=$len
+
+sweep.tsv lists the parameters of every task; Slurm writes logs/<jobid>_<task>.out. Re-export with
 `portal export {short} -o bundle.tar.gz --run-dir /other/folder` to run it elsewhere.
 """
 
@@ -88,20 +97,20 @@ def build_bundle(
         tasks=len(submission.tasks),
         run_dir=target,
         submit=names,
+        config=flow.task_config_name(design),
+        configs=CONFIGS_NAME,
+        index=INDEX_NAME,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(output, "w:gz") as tar:
         _add_text(tar, f"{top}/README.txt", readme, 0o644)
         for item in rendered:
             _add_text(tar, f"{top}/{item.file_name}", item.text, 0o755)
-        for name in ("sweep.tsv", "submission.json"):
+        for name in ("sweep.tsv", "submission.json", CONFIGS_NAME, INDEX_NAME):
             tar.add(source / name, arcname=f"{top}/{name}")
         tar.add(source / "design", arcname=f"{top}/design", filter=_without_git)
-        for task in submission.tasks:
-            task_dir = source / "tasks" / str(task.index)
-            for config in sorted(task_dir.glob("config.*")):
-                tar.add(config, arcname=f"{top}/tasks/{task.index}/{config.name}")
         _add_dir(tar, f"{top}/logs")
+        _add_dir(tar, f"{top}/tasks")
     return target
 
 

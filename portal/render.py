@@ -38,15 +38,18 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
 
 from portal.shell import ShellVar, Word, shjoin, shquote
+from portal.taskconfigs import CONFIGS_NAME, INDEX_NAME
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "slurm_templates"
 ARRAY_TEMPLATE = "array.sbatch.j2"
@@ -77,6 +80,7 @@ _JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 _SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}(,[A-Za-z0-9_][A-Za-z0-9._-]{0,63})*")
 _FLOW_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+_FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SBATCH_UNSAFE = re.compile(r"[\x00-\x1f\x7f\"'\\]")
 _MAX_COMMENT = 1000
 
@@ -199,6 +203,8 @@ class ArrayScript:
     portal_version: str = field(default_factory=portal_version)
     index_offset: int = 0
     max_array_size: int | None = None
+    config_name: str = "config.json"
+    design_link: str | None = None
 
     @property
     def log_dir(self) -> str:
@@ -214,6 +220,11 @@ class ArrayScript:
     def error_path(self) -> str:
         """``--error``: ``<run_dir>/logs/%A_%a.err``."""
         return f"{self.log_dir}/%A_%a.err"
+
+    @property
+    def design_link_target(self) -> str:
+        """``design_dir`` relative to a task folder (``<run_dir>/tasks/<i>``)."""
+        return posixpath.relpath(self.design_dir, f"{self.run_dir}/tasks/0")
 
     @property
     def array_spec(self) -> str:
@@ -276,6 +287,11 @@ def _check_path(field_name: str, value: str, *, sbatch: bool) -> None:
             raise RenderError(f"{field_name}: '%' would be expanded by Slurm in log file names")
 
 
+def _check_file_name(field_name: str, value: str) -> None:
+    if not isinstance(value, str) or not _FILE_NAME_RE.fullmatch(value):
+        raise RenderError(f"{field_name}: {value!r} is not a plain file name")
+
+
 def _check_words(ctx: ArrayScript) -> None:
     if not ctx.flow_words:
         raise RenderError("flow_words is empty: nothing to run")
@@ -329,6 +345,9 @@ def validate_array_script(ctx: ArrayScript) -> None:
             raise RenderError(f"comment is longer than {_MAX_COMMENT} characters")
     _check_path("run_dir", ctx.run_dir, sbatch=True)
     _check_path("design_dir", ctx.design_dir, sbatch=False)
+    _check_file_name("config_name", ctx.config_name)
+    if ctx.design_link is not None:
+        _check_file_name("design_link", ctx.design_link)
     _check_int("cpus_per_task", ctx.cpus_per_task, 1)
     _check_int("mem_mb", ctx.mem_mb, 1)
     _check_int("time_limit_minutes", ctx.time_limit_minutes, 1)
@@ -344,8 +363,10 @@ def sbatch_quote(value: object) -> str:
     return f'"{text}"'
 
 
+@lru_cache(maxsize=8)
 def make_environment(template_dir: str | Path | None = None) -> jinja2.Environment:
-    """The Jinja2 environment for sbatch templates (strict, no HTML escaping, shell filters)."""
+    """The Jinja2 environment for sbatch templates (strict, no HTML escaping, shell filters);
+    one per template folder, so templates are compiled once per process."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir or TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,
@@ -369,6 +390,9 @@ def render_array_script(ctx: ArrayScript, *, template_dir: str | Path | None = N
         "array_spec": ctx.array_spec,
         "output_path": ctx.output_path,
         "error_path": ctx.error_path,
+        "design_link_target": ctx.design_link_target,
+        "configs_name": CONFIGS_NAME,
+        "index_name": INDEX_NAME,
         "command": [*ctx.container_words, *ctx.flow_words],
     }
     return template.render(**variables)

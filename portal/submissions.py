@@ -42,6 +42,7 @@ from portal.slurm.states import PENDING, is_terminal
 from portal.slurm.transports import TransportError
 from portal.staging import StagingError, share_run_dir, stage_repository
 from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
+from portal.taskconfigs import write_task_configs
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +316,8 @@ def stage(
     *,
     max_array_size: int = 1001,
 ) -> list[tuple[ArrayScript, Path]]:
-    """Clone, write per-task configs and sweep.tsv, render the array script(s) to files."""
+    """Clone, pack every task's config (:mod:`portal.taskconfigs`), write sweep.tsv, render the
+    array script(s) to files."""
     report = progress or (lambda stage, fraction: None)
     run_dir = run_dir_of(submission, settings)
     submission.run_dir = str(run_dir)
@@ -347,12 +349,17 @@ def stage(
         raise SubmissionError(f"the design config {design.path.name} has errors: {problems}")
     report("writing task configs", None)
     (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "tasks").mkdir(exist_ok=True)
     # An OpenLane matrix's `preload` values sit beneath the design's own config.
     defaults = (submission.sweep_spec or {}).get("preload") or {}
     beneath = {k: v for k, v in defaults.items() if k not in design.assigned}
-    for task in submission.tasks:
-        task_dir = run_dir / "tasks" / str(task.index)
-        flow.write_task_config(design, {**beneath, **task.params}, task_dir, fresh=fresh)
+    write_task_configs(
+        run_dir,
+        (
+            (task.index, flow.task_config_text(design, {**beneath, **task.params}))
+            for task in submission.tasks
+        ),
+    )
     (run_dir / "sweep.tsv").write_text(sweep_table([t.params for t in submission.tasks]))
     _write_manifest(submission, run_dir)
     rendered = render_scripts(
@@ -420,6 +427,8 @@ def render_scripts(
         qos=res.qos,
         comment=f"openlane-portal {submission.uuid} by {owner.username}",
         flow_name=flow.name,
+        config_name=flow.task_config_name(design),
+        design_link=flow.design_link,
     )
     chunks = chunk_scripts(ctx, max_array_size)
     stem = "job" if round_number == 0 else f"resubmit-{round_number}"
@@ -492,15 +501,14 @@ def _client_for_owner(
 def _share_with_job_user(
     submission: Submission, settings: Mapping[str, Any], run_dir: Path
 ) -> None:
-    """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/<i>/ (see
-    :func:`portal.staging.share_run_dir`)."""
+    """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/ (each task makes
+    its own folder there; see :func:`portal.staging.share_run_dir`)."""
     from portal.cluster import run_as_user
 
     job_user = run_as_user(settings, submission.owner)
     if job_user is not None:
-        task_dirs = [run_dir / "tasks" / str(task.index) for task in submission.tasks]
         try:
-            share_run_dir(run_dir, job_user, [run_dir / "logs", *task_dirs])
+            share_run_dir(run_dir, job_user, [run_dir / "logs", run_dir / "tasks"])
         except StagingError as exc:
             raise SubmissionError(str(exc)) from None
 

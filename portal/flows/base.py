@@ -5,8 +5,9 @@ submission the portal:
 
 1. finds the design's configuration in the checked-out repository (:meth:`Flow.find_design`,
    which honours an ``openlane-portal.yaml`` manifest, see :mod:`portal.flows.manifest`);
-2. writes one per-task configuration per sweep point into ``tasks/<i>/`` before submission
-   (:meth:`Flow.write_task_config`);
+2. renders one configuration per sweep point (:meth:`Flow.task_config_text`); staging packs
+   them into one file per run (:mod:`portal.taskconfigs`) and each array task writes its own
+   into ``tasks/<i>/`` when it starts (the same as :meth:`Flow.write_task_config` does here);
 3. renders the command each array task runs (:meth:`Flow.task_words` =
    :meth:`Flow.container_words` + :meth:`Flow.command_words`), made of literals and
    :class:`~portal.shell.ShellVar` references to variables the sbatch script defines
@@ -222,18 +223,6 @@ def check_config_file_name(name: str) -> str:
     return name
 
 
-def write_config_text(path: Path, text: str, *, fresh: bool = False) -> None:
-    """Write a task config. ``fresh``: the task folder was just made and no job can read it
-    yet, so a plain write suffices (3 system calls instead of a temp file, chmod and rename);
-    otherwise (a relaunch over a run that may be running) the file is replaced atomically."""
-    if not fresh:
-        atomic_write_text(path, text)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (no partial files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +235,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def link_design(design_dir: Path, task_dir: Path, link: str) -> Path:
+    """Create ``task_dir/<link>`` as a relative symlink to the design folder."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    path = task_dir / link
+    target = os.path.relpath(os.path.abspath(design_dir), os.path.abspath(task_dir))
+    if path.is_symlink():
+        if os.readlink(path) == target:
+            return path
+        path.unlink()
+    elif path.exists():
+        raise UnsupportedConfig(f"{path} exists and is not the portal's design link")
+    os.symlink(target, path, target_is_directory=True)
+    return path
 
 
 def require_usable(design: DesignConfig, title: str, kinds: tuple[str, ...]) -> None:
@@ -263,7 +267,7 @@ def require_usable(design: DesignConfig, title: str, kinds: tuple[str, ...]) -> 
 class Flow(ABC):
     """One OpenLane-like flow: where its config lives, how a task runs it, where it reports.
 
-    Subclasses set the class attributes and implement :meth:`write_task_config`,
+    Subclasses set the class attributes and implement :meth:`task_config_text`,
     :meth:`command_words`, :meth:`task_config_name` and :meth:`metrics_path`.
     """
 
@@ -343,17 +347,27 @@ class Flow(ABC):
     def task_config_name(self, design: DesignConfig) -> str:
         """File name of the per-task config written into ``tasks/<i>/``."""
 
+    #: a symlink to the design folder that each task folder gets (OpenLane 2 resolves the
+    #: config's ``dir::`` paths against ``--design-dir``, the task folder), or None
+    design_link: ClassVar[str | None] = None
+
     @abstractmethod
+    def task_config_text(self, design: DesignConfig, params: Mapping[str, object]) -> str:
+        """The configuration file of one sweep point (named :meth:`task_config_name`)."""
+
     def write_task_config(
-        self,
-        design: DesignConfig,
-        params: Mapping[str, object],
-        task_dir: Path,
-        *,
-        fresh: bool = False,
+        self, design: DesignConfig, params: Mapping[str, object], task_dir: Path
     ) -> Path:
-        """Write the configuration for one sweep point into ``task_dir``; return its path.
-        ``fresh``: the run folder was just created (see :func:`write_config_text`)."""
+        """Write one sweep point's config (and :attr:`design_link`) into ``task_dir``, as an
+        array task does from the run's packed configs; return the config's path."""
+        task_dir = Path(task_dir)
+        text = self.task_config_text(design, params)
+        task_dir.mkdir(parents=True, exist_ok=True)
+        if self.design_link:
+            link_design(design.design_dir, task_dir, self.design_link)
+        target = task_dir / self.task_config_name(design)
+        atomic_write_text(target, text)
+        return target
 
     # -- command line ----------------------------------------------------------------------
     def flow_executable(self, settings: Mapping[str, object]) -> str:

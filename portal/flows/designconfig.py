@@ -41,7 +41,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,14 @@ class VariableTable:
 
     def aliases_of(self, name: str) -> list[str]:
         """Deprecated names that the flow translates to ``name``."""
-        return sorted(old for old, new in self.deprecated.items() if new == name)
+        return list(self._aliases.get(name, ()))
+
+    @cached_property
+    def _aliases(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {}
+        for old, new in self.deprecated.items():
+            found.setdefault(new, []).append(old)
+        return {new: tuple(sorted(olds)) for new, olds in found.items()}
 
 
 @lru_cache(maxsize=4)

@@ -43,7 +43,6 @@ from portal.flows.base import (
     check_params,
     require_usable,
     setting,
-    write_config_text,
 )
 from portal.flows.designconfig import alias_names, load_variables, overlay_document
 from portal.flows.tclconfig import format_tcl_number, tcl_quote
@@ -65,31 +64,19 @@ class OpenLane1(Flow):
     def task_config_name(self, design: DesignConfig) -> str:
         return "config.tcl" if design.kind == "tcl" else "config.json"
 
-    def write_task_config(
-        self,
-        design: DesignConfig,
-        params: Mapping[str, object],
-        task_dir: Path,
-        *,
-        fresh: bool = False,
-    ) -> Path:
-        """Write ``config.json`` or ``config.tcl`` for one sweep point (see module docstring)."""
+    def task_config_text(self, design: DesignConfig, params: Mapping[str, object]) -> str:
+        """``config.json`` or ``config.tcl`` for one sweep point (see module docstring)."""
         checked = check_params(params)
         require_usable(design, self.title, self.supported_kinds)
-        task_dir = Path(task_dir)
-        target = task_dir / self.task_config_name(design)
         if design.kind == "tcl":
-            text = render_tcl_task_config(design, checked)
-        else:
-            assert design.document is not None
-            table = load_variables("openlane1")
-            drop: set[str] = set()
-            for name in checked:
-                drop |= alias_names(table, name)
-            document = overlay_document(design.document, checked, drop - set(checked))
-            text = json.dumps(document, indent=4) + "\n"
-        write_config_text(target, text, fresh=fresh)
-        return target
+            return render_tcl_task_config(design, checked)
+        assert design.document is not None
+        table = load_variables("openlane1")
+        drop: set[str] = set()
+        for name in checked:
+            drop |= alias_names(table, name)
+        document = overlay_document(design.document, checked, drop - set(checked))
+        return json.dumps(document, indent=4) + "\n"
 
     def command_words(
         self, settings: Mapping[str, object], design: DesignConfig, config_file_name: str

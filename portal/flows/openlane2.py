@@ -34,7 +34,6 @@ picks by ``$TASK_ID``, and the config file is what a user inspects and re-runs.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -51,7 +50,6 @@ from portal.flows.base import (
     check_config_file_name,
     check_params,
     require_usable,
-    write_config_text,
 )
 from portal.flows.designconfig import alias_names, load_variables, overlay_document
 from portal.shell import ShellVar, Word
@@ -92,6 +90,12 @@ def translate_params(params: Mapping[str, ParamValue]) -> dict[str, ParamValue]:
     return out
 
 
+#: OL2 name -> the OpenLane 1 names translated to it (dropped from a config that sets it).
+_OL1_NAMES_OF: dict[str, set[str]] = {}
+for _old, (_new, _scale) in OL1_TO_OL2.items():
+    _OL1_NAMES_OF.setdefault(_new, set()).add(_old)
+
+
 def rebase_paths(value: Any, link: str = DESIGN_LINK) -> Any:
     """Point design-relative paths through the task folder's ``design`` link."""
     if isinstance(value, str):
@@ -107,21 +111,6 @@ def rebase_paths(value: Any, link: str = DESIGN_LINK) -> Any:
     return value
 
 
-def link_design(design_dir: Path, task_dir: Path, link: str = DESIGN_LINK) -> Path:
-    """Create ``task_dir/<link>`` as a relative symlink to the design folder."""
-    task_dir.mkdir(parents=True, exist_ok=True)
-    path = task_dir / link
-    target = os.path.relpath(os.path.abspath(design_dir), os.path.abspath(task_dir))
-    if path.is_symlink():
-        if os.readlink(path) == target:
-            return path
-        path.unlink()
-    elif path.exists():
-        raise UnsupportedConfig(f"{path} exists and is not the portal's design link")
-    os.symlink(target, path, target_is_directory=True)
-    return path
-
-
 class OpenLane2(Flow):
     """OpenLane 2: the ``openlane`` command with the Classic flow (or the config's meta.flow)."""
 
@@ -132,19 +121,13 @@ class OpenLane2(Flow):
     executable_setting = "OPENLANE2_EXECUTABLE"
     config_names = ("config.json", "config.yaml", "config.yml", "config.tcl")
     supported_kinds = ("json", "yaml")
+    design_link = DESIGN_LINK
 
     def task_config_name(self, design: DesignConfig) -> str:
         return "config.json"
 
-    def write_task_config(
-        self,
-        design: DesignConfig,
-        params: Mapping[str, object],
-        task_dir: Path,
-        *,
-        fresh: bool = False,
-    ) -> Path:
-        """Write ``config.json`` (+ the ``design`` link) for one sweep point."""
+    def task_config_text(self, design: DesignConfig, params: Mapping[str, object]) -> str:
+        """``config.json`` for one sweep point; its paths go through the ``design`` link."""
         if design.kind == "tcl":
             raise UnsupportedConfig(
                 f"{self.title}: Tcl design configs are deprecated upstream and not supported "
@@ -157,17 +140,13 @@ class OpenLane2(Flow):
         drop: set[str] = set()
         for name in checked:
             drop |= alias_names(table, name)
-            drop |= {old for old, (new, _scale) in OL1_TO_OL2.items() if new == name}
+            drop |= _OL1_NAMES_OF.get(name, set())
         document = overlay_document(
             rebase_paths(design.document), rebase_paths(checked), drop - set(checked)
         )
         if design.kind == "yaml" and "meta" not in document:
             document = {"meta": {"version": 2}, **document}
-        task_dir = Path(task_dir)
-        link_design(design.design_dir, task_dir)
-        target = task_dir / self.task_config_name(design)
-        write_config_text(target, json.dumps(document, indent=4) + "\n", fresh=fresh)
-        return target
+        return json.dumps(document, indent=4) + "\n"
 
     def command_words(
         self, settings: Mapping[str, object], design: DesignConfig, config_file_name: str

@@ -4,6 +4,7 @@ sacct poller, idempotent submit, cancel, resubmit, export. The flow is the stand
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tarfile
 import threading
@@ -19,6 +20,7 @@ from portal.export import build_bundle
 from portal.extensions import db
 from portal.models import AuditLog, Submission, User
 from portal.poller import Poller
+from portal.taskconfigs import read_task_config
 from tests.integration.engine_helpers import wait_final, wait_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
@@ -100,7 +102,21 @@ def test_export_bundle_runs_with_plain_sbatch(engine_app, example_repo, tmp_path
         names = tar.getnames()
         assert not any("/.git" in n for n in names)
         tar.extractall(target.parent, filter="data")
-    assert (target / "tasks" / "1").is_dir() and (target / "README.txt").is_file()
+    assert (target / "tasks").is_dir() and (target / "README.txt").is_file()
+    assert not list((target / "tasks").iterdir())  # each task copies its config out at run time
+    # The README's recipe for reading one task's config before running gives the staged one.
+    readme = (target / "README.txt").read_text()
+    recipe = [line.strip() for line in readme.splitlines() if "tasks/3" in line]
+    recipe = [line.replace("3", "1") for line in recipe]
+    shown = subprocess.run(
+        ["bash", "-c", " && ".join(recipe) + " && cat tasks/1/config.json"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown == read_task_config(Path(sub.run_dir), 1)
+    assert json.loads(shown)["FP_CORE_UTIL"] == 40
     run = subprocess.run(
         ["sbatch", "--parsable", "--wait", "job.sbatch"],
         cwd=target,

@@ -16,6 +16,7 @@ from portal.render import (
     render_array_script,
 )
 from portal.shell import ShellVar
+from portal.taskconfigs import write_task_configs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -51,8 +52,7 @@ def stage(ctx: ArrayScript, task_ids) -> Path:
     run_dir = Path(ctx.run_dir)
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     Path(ctx.design_dir).mkdir(parents=True, exist_ok=True)
-    for task_id in task_ids:
-        (run_dir / "tasks" / str(task_id)).mkdir(parents=True, exist_ok=True)
+    write_task_configs(run_dir, ((i, f"config of task {i}\n") for i in task_ids))
     script = run_dir / "job.sbatch"
     script.write_text(render_array_script(ctx))
     return script

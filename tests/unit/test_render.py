@@ -24,6 +24,7 @@ from portal.render import (
     validate_array_script,
 )
 from portal.shell import ShellVar
+from portal.taskconfigs import write_task_configs
 
 UUID = "3f2a9c4e-1b7d-4e0a-9c55-0a1b2c3d4e5f"
 HOSTILE = "$(touch pwned) `touch pwned` ; touch pwned | touch pwned && 'q' \"dq\" \\ \n next"
@@ -104,11 +105,13 @@ def directives(script: str) -> dict[str, str]:
     return out
 
 
-def stage(ctx: ArrayScript, *task_ids: int) -> None:
+def stage(ctx: ArrayScript, *task_ids: int) -> dict[int, str]:
+    """What staging leaves: logs/, the design folder and the packed config of each task."""
     Path(ctx.run_dir, "logs").mkdir(parents=True, exist_ok=True)
     Path(ctx.design_dir).mkdir(parents=True, exist_ok=True)
-    for task_id in task_ids:
-        Path(ctx.run_dir, "tasks", str(task_id)).mkdir(parents=True, exist_ok=True)
+    configs = {i: f'{{"TASK": {i}, "NOTE": "caf\u00e9 $(touch pwned)"}}\n' for i in task_ids}
+    write_task_configs(Path(ctx.run_dir), configs.items())
+    return configs
 
 
 def run_script(
@@ -275,17 +278,60 @@ def test_exit_code_is_recorded_and_returned(tmp_path):
 def test_stale_exit_code_is_removed_before_the_run(tmp_path):
     ctx = make_ctx(tmp_path, flow_words=["test", "-e", "exit_code"])
     stage(ctx, 0)
+    Path(ctx.run_dir, "tasks", "0").mkdir(parents=True)
     Path(ctx.run_dir, "tasks", "0", "exit_code").write_text("0\n")
     result = run_script(render_array_script(ctx), tmp_path)
     assert result.returncode == 1  # the old marker was gone when the command ran
 
 
-def test_missing_task_directory_is_a_clear_error(tmp_path):
+def test_each_task_copies_its_own_config_out_of_the_pack(tmp_path):
+    ctx = make_ctx(tmp_path, flow_words=["cat", ShellVar("TASK_DIR", "/config.json")])
+    configs = stage(ctx, 0, 1, 2)
+    for task in (2, 0, 1):
+        result = run_script(render_array_script(ctx), tmp_path, task_id=str(task))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == configs[task]
+        assert Path(ctx.run_dir, "tasks", str(task), "config.json").read_text() == configs[task]
+        assert not Path(ctx.run_dir, "tasks", str(task), "config.json.part").exists()
+    no_pwned_anywhere(tmp_path)
+
+
+def test_a_config_already_in_the_task_folder_is_kept(tmp_path):
+    ctx = make_ctx(tmp_path, config_name="config.tcl", flow_words=["cat", "config.tcl"])
+    stage(ctx, 0)
+    edited = Path(ctx.run_dir, "tasks", "0", "config.tcl")
+    edited.parent.mkdir(parents=True)
+    edited.write_text("set ::env(CLOCK_PERIOD) 7\n")
+    result = run_script(render_array_script(ctx), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "set ::env(CLOCK_PERIOD) 7\n"
+
+
+def test_the_design_link_points_at_the_design_folder(tmp_path):
+    ctx = make_ctx(tmp_path, design_link="design", flow_words=["ls", "design/"])
+    stage(ctx, 5)
+    Path(ctx.design_dir, "marker.v").write_text("module m; endmodule\n")
+    result = run_script(render_array_script(ctx), tmp_path, task_id="5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["marker.v"]
+    link = Path(ctx.run_dir, "tasks", "5", "design")
+    assert not os.path.isabs(os.readlink(link))
+    assert link.resolve() == Path(ctx.design_dir).resolve()
+
+
+def test_a_task_missing_from_the_pack_is_a_clear_error(tmp_path):
     ctx = make_ctx(tmp_path)
-    stage(ctx)
+    stage(ctx, 0)
     result = run_script(render_array_script(ctx), tmp_path, task_id="4")
     assert result.returncode == 2
-    assert f"task directory {ctx.run_dir}/tasks/4 does not exist" in result.stderr
+    assert f"task 4 is not in {ctx.run_dir}/task-configs.index" in result.stderr
+
+
+@pytest.mark.parametrize("field_name", ["config_name", "design_link"])
+@pytest.mark.parametrize("value", ["../x", "a b", "-rf", "", "x/y", "$(id)"])
+def test_file_names_in_the_task_folder_must_be_plain(tmp_path, field_name, value):
+    with pytest.raises(RenderError, match=field_name):
+        render_array_script(make_ctx(tmp_path, **{field_name: value}))
 
 
 def test_outside_slurm_the_script_refuses_to_run(tmp_path):
