@@ -18,6 +18,7 @@ from typing import Any
 
 from portal.slurm import commands
 from portal.slurm.commands import Node, SinfoReport, SlurmParseError, TaskRow
+from portal.slurm.states import PENDING
 from portal.slurm.transports import CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,11 @@ class SlurmClient:
     def query(self, job_ids: Iterable[str], since: datetime | str | None = None) -> list[TaskRow]:
         """Task rows of all ``job_ids`` with ONE sacct call.
 
-        If the cluster has no accounting, squeue answers instead (with a warning; finished
-        tasks then stay visible only for MinJobAge). Ids sacct does not know yet (slurmdbd
-        records jobs asynchronously) are looked up with one squeue call. If slurmdbd is down,
+        Tasks sacct still reports PENDING although they may have started (slurmdbd learns of
+        starts seconds late) are checked with one ``squeue --states=RUNNING``. If the cluster
+        has no accounting, squeue answers instead (with a warning; finished tasks then stay
+        visible only for MinJobAge). Ids sacct does not know yet (slurmdbd records jobs
+        asynchronously) are looked up with one squeue call. If slurmdbd is down,
         :class:`SlurmError` is raised: the caller must keep the states it has.
         """
         ids = sorted(set(job_ids), key=_job_sort_key)
@@ -125,12 +128,36 @@ class SlurmClient:
             raise SlurmError(argv, result.returncode, result.stderr)
         rows = commands.parse_sacct(result.stdout)
         missing = set(ids) - {row.job_id for row in rows}
+        rows = self._confirm_starts(rows)
         if missing:
             rows.extend(self._squeue_quietly(sorted(missing, key=_job_sort_key)))
         return rows
 
-    def _squeue(self, job_ids: Sequence[str] = (), names: Sequence[str] = ()) -> list[TaskRow]:
-        argv = commands.squeue_argv(job_ids, names=names)
+    def _confirm_starts(self, rows: list[TaskRow]) -> list[TaskRow]:
+        """Where sacct still reports PENDING (or, right after submission, does not list a task
+        yet) but slurmctld runs the task, take squeue's row: one ``squeue --states=RUNNING``,
+        only when some pending task could have started."""
+        waiting = {row.job_id for row in rows if commands.may_have_started(row)}
+        if not waiting:
+            return rows
+        running = self._squeue_quietly(sorted(waiting, key=_job_sort_key), ("RUNNING",))
+        merged = list(rows)
+        position = {(row.job_id, row.task_index): i for i, row in enumerate(merged)}
+        for row in running:
+            i = position.get((row.job_id, row.task_index))
+            if i is None:
+                merged.append(row)
+            elif merged[i].state == PENDING:
+                merged[i] = row
+        return merged
+
+    def _squeue(
+        self,
+        job_ids: Sequence[str] = (),
+        names: Sequence[str] = (),
+        states: Sequence[str] = (),
+    ) -> list[TaskRow]:
+        argv = commands.squeue_argv(job_ids, names=names, states=states)
         result = self._run(argv)
         if not result.ok:
             if _INVALID_JOB_ID in result.stderr:
@@ -138,11 +165,12 @@ class SlurmClient:
             raise SlurmError(argv, result.returncode, result.stderr)
         return commands.parse_squeue(result.stdout)
 
-    def _squeue_quietly(self, job_ids: Sequence[str]) -> list[TaskRow]:
+    def _squeue_quietly(self, job_ids: Sequence[str], states: Sequence[str] = ()) -> list[TaskRow]:
+        """squeue as a complement to sacct: its failure leaves sacct's answer standing."""
         try:
-            return self._squeue(job_ids)
+            return self._squeue(job_ids, states=states)
         except SlurmError as exc:
-            log.warning("squeue for jobs not yet in accounting failed: %s", exc)
+            log.warning("squeue complementing sacct failed: %s", exc)
             return []
 
     def find_by_name(self, name: str, since: datetime | str | None = None) -> list[str]:

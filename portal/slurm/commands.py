@@ -422,18 +422,39 @@ def _append_rows(rows: list[TaskRow], job_field: str, raw_id: str, values: tuple
         rows.append(TaskRow(job_id, int(index_text), raw_id, *values))
 
 
+#: Reasons (prefixes) of a pending task that cannot have started behind sacct's back.
+_CANNOT_HAVE_STARTED = ("JobHeld", "Dependency", "BeginTime")
+
+
+def may_have_started(row: TaskRow) -> bool:
+    """True for a task sacct reports PENDING that slurmctld may already have started.
+
+    slurmdbd records starts asynchronously (seconds late on a busy controller), so only
+    squeue can confirm them at once; a held task, or one waiting for a dependency or a begin
+    time, cannot have started and needs no such check.
+    """
+    return row.state == PENDING and not (row.reason or "").startswith(_CANNOT_HAVE_STARTED)
+
+
 # --------------------------------------------------------------------------- squeue
 
 
 def squeue_argv(
-    job_ids: Sequence[str] = (), *, names: Sequence[str] = (), all_states: bool = True
+    job_ids: Sequence[str] = (),
+    *,
+    names: Sequence[str] = (),
+    all_states: bool = True,
+    states: Sequence[str] = (),
 ) -> list[str]:
     """``squeue --noheader`` for jobs and/or names; pending array tasks stay on one line.
 
-    ``all_states`` adds ``--states=all`` so tasks that finished within MinJobAge still show.
+    ``all_states`` adds ``--states=all`` so tasks that finished within MinJobAge still show;
+    ``states`` (e.g. ``["RUNNING"]``) asks for those states only.
     """
     argv = [*QUERY_ENV, "squeue", "--noheader", "--format=" + SQUEUE_FORMAT]
-    if all_states:
+    if states:
+        argv.append("--states=" + ",".join(_check_names(states)))
+    elif all_states:
         argv.append("--states=all")
     if job_ids:
         argv.append("--jobs=" + ",".join(_check_job_id(job_id) for job_id in job_ids))

@@ -316,3 +316,60 @@ def test_local_client_against_the_cluster(slurm_cluster: None, tmp_path: Path) -
         time.sleep(2)
     assert finished[0] == "COMPLETED"
     assert 2 not in {row.task_index for row in rows if row.state == "PENDING"}
+
+
+# -- starts that slurmdbd has not recorded yet ---------------------------------------------------
+def test_a_start_sacct_has_not_recorded_yet_is_taken_from_squeue() -> None:
+    # Recorded: sacct still listed the array as one pending job while slurmctld ran both tasks.
+    client, transport = client_for(
+        sacct=rec("sacct_start_lag"), squeue=rec("squeue_start_lag_running")
+    )
+    job_id = rec("sbatch_starting").stdout.strip()
+    rows = client.query([job_id])
+    assert transport.programs() == ["sacct", "squeue"]
+    squeue_argv = transport.calls[1][0]
+    assert option(squeue_argv, "--states") == "RUNNING"
+    assert option(squeue_argv, "--jobs") == job_id
+    started = {row.task_index: row for row in rows if row.task_index is not None}
+    assert sorted(started) == [0, 1]
+    assert {row.state for row in started.values()} == {"RUNNING"}
+    assert all(row.start is not None and row.node == "vm" for row in started.values())
+
+
+def pending_line(job_field: str, reason: str) -> str:
+    """A sacct line of pending tasks in the recorded format."""
+    raw_id = job_field.split("_")[0]
+    return f"{job_field}|{raw_id}|PENDING|0:0||Unknown|Unknown|00:00:00|{reason}|x\n"
+
+
+@pytest.mark.parametrize("reason", ["JobHeldUser", "JobHeldAdmin", "Dependency", "BeginTime"])
+def test_tasks_that_cannot_have_started_need_no_squeue(reason: str) -> None:
+    client, transport = client_for(sacct=CommandResult(0, pending_line("77_[0-9]", reason), ""))
+    rows = client.query(["77"])
+    assert transport.programs() == ["sacct"]
+    assert len(rows) == 10 and {row.state for row in rows} == {"PENDING"}
+
+
+def test_squeue_keeps_sacct_rows_that_are_past_pending() -> None:
+    sacct = pending_line("77_[1-2]", "Resources") + rec("sacct_final").stdout
+    running = "77|0|78|RUNNING|vm|2026-11-23T13:00:00|N/A|0:05|None|x\n"
+    client, transport = client_for(
+        sacct=CommandResult(0, sacct, ""), squeue=CommandResult(0, running, "")
+    )
+    rows = client.query(["77", *ALL_JOBS])
+    assert transport.programs() == ["sacct", "squeue"]
+    assert option(transport.calls[1][0], "--jobs") == "77"  # only the job with waiting tasks
+    by_key = {(row.job_id, row.task_index): row.state for row in rows}
+    assert by_key[("77", 0)] == "RUNNING"  # not in sacct yet: added
+    assert by_key[("77", 1)] == by_key[("77", 2)] == "PENDING"
+    assert [r for r in rows if r.job_id != "77"] == parse_sacct(rec("sacct_final").stdout)
+
+
+def test_a_failing_squeue_leaves_sacct_s_answer(caplog: pytest.LogCaptureFixture) -> None:
+    client, transport = client_for(
+        sacct=CommandResult(0, pending_line("77_[0-1]", "Priority"), ""),
+        squeue=CommandResult(1, "", "slurm_load_jobs error: Socket timed out"),
+    )
+    rows = client.query(["77"])
+    assert [row.state for row in rows] == ["PENDING", "PENDING"]
+    assert "squeue complementing sacct failed" in caplog.text

@@ -68,6 +68,15 @@ HELD = """#!/bin/bash
 true
 """
 
+STARTING = """#!/bin/bash
+#SBATCH --job-name=olp-slurm-recording-starting
+#SBATCH --array=0-1
+#SBATCH --time=1
+#SBATCH --mem=64M
+#SBATCH --output=/dev/null
+sleep 10
+"""
+
 PLAIN = """#!/bin/bash
 #SBATCH --job-name=olp-slurm-recording-plain
 #SBATCH --time=1
@@ -144,6 +153,24 @@ def record_held_array() -> None:
     LOCAL.run(commands.scancel_argv(job_id))
 
 
+def record_start_lag(limit: float = 30) -> None:
+    """The moment slurmctld runs tasks that sacct still reports PENDING (slurmdbd is late)."""
+    job_id = submit("sbatch_starting", STARTING)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        sacct = LOCAL.run(commands.sacct_argv([job_id])).stdout
+        squeue = LOCAL.run(commands.squeue_argv([job_id], states=["RUNNING"])).stdout
+        pending = [row for row in commands.parse_sacct(sacct) if row.state == "PENDING"]
+        if pending and commands.parse_squeue(squeue):
+            record("sacct_start_lag", commands.sacct_argv([job_id]))
+            record("squeue_start_lag_running", commands.squeue_argv([job_id], states=["RUNNING"]))
+            break
+        time.sleep(0.05)
+    else:
+        print("start lag not caught: sacct recorded the start before squeue was asked")
+    LOCAL.run(commands.scancel_argv(job_id))
+
+
 def modified_conf(name: str, replacements: dict[str, str]) -> str:
     """A copy of slurm.conf with some ``Key=value`` lines replaced."""
     text = Path("/etc/slurm/slurm.conf").read_text()
@@ -195,6 +222,7 @@ def main() -> None:
     record_permission_denied()
     record_held_array()
     record("squeue_unknown_job", commands.squeue_argv(["99999999"]))
+    record_start_lag()
 
     no_accounting = modified_conf(
         "no-accounting", {"AccountingStorageType": "accounting_storage/none"}
