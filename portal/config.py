@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "SLURM_DEFAULT_ACCOUNT": None,
     "SLURM_COMMAND_TIMEOUT": 60,
     "SLURM_ARRAY_THROTTLE": 0,
+    "SLURM_JOB_COUNT_SHARE": 0.8,
     "POLL_INTERVAL_SECONDS": 15,
     "POLLER_ENABLED": False,
     "POLL_LEASE_SECONDS": 60,
@@ -112,6 +113,10 @@ DOCS: dict[str, str] = {
     "SLURM_DEFAULT_ACCOUNT": "Slurm account charged when the user has none.",
     "SLURM_COMMAND_TIMEOUT": "Seconds before a Slurm command is abandoned.",
     "SLURM_ARRAY_THROTTLE": "Default %throttle of job arrays; 0 means no throttle.",
+    "SLURM_JOB_COUNT_SHARE": "An array over 1 % of MaxJobCount is submitted only if the "
+    "cluster's job records (every array task counts; one squeue) stay within this share of "
+    "MaxJobCount; otherwise the launch ends SUBMIT_FAILED, retryable (a full slurmctld blocks "
+    "every user's sbatch).",
     "POLL_INTERVAL_SECONDS": "Seconds between sacct poll cycles.",
     "POLLER_ENABLED": "Start the scheduled poller inside this process.",
     "POLL_LEASE_SECONDS": "Lease length that keeps exactly one poller active.",

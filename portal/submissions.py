@@ -288,6 +288,7 @@ def launch(
     try:
         slurm = _client_for_owner(slurm, settings, submission)
         max_array_size = slurm.max_array_size()
+        check_job_room(slurm, settings, len(submission.tasks))
         scripts = stage(submission, settings, progress, max_array_size=max_array_size)
         submission.state = SubmissionState.SUBMITTING
         db.session.commit()
@@ -297,6 +298,28 @@ def launch(
     except (SlurmError, TransportError) as exc:
         return _fail(submission, SubmissionState.SUBMIT_FAILED, f"Slurm refused the job: {exc}")
     return submission
+
+
+def check_job_room(slurm: SlurmClient, settings: Mapping[str, Any], tasks: int) -> None:
+    """Refuse (:class:`SubmissionError`) an array that would fill slurmctld's job records.
+
+    Every array task is a job record and at MaxJobCount slurmctld makes every user's sbatch
+    wait. Arrays up to 1 % of MaxJobCount pass without a query; a larger one is submitted only
+    if the records squeue counts now plus ``tasks`` stay within ``SLURM_JOB_COUNT_SHARE`` of
+    MaxJobCount (squeue sees only the jobs PrivateData lets the portal's account see).
+    """
+    max_jobs = slurm.max_job_count()
+    if tasks * 100 <= max_jobs:
+        return
+    share = float(settings.get("SLURM_JOB_COUNT_SHARE", 0.8))
+    held = slurm.job_records()
+    if held + tasks > share * max_jobs:
+        raise SubmissionError(
+            f"the cluster holds {held:,} job records of its MaxJobCount {max_jobs:,} and this "
+            f"sweep adds {tasks:,} (one per task): that is over the {share:.0%} the portal may "
+            f"fill. Retry once jobs have left the queue (finished ones stay "
+            f"{slurm.min_job_age()} s), or split the sweep"
+        )
 
 
 def _fail(submission: Submission, state: SubmissionState, message: str) -> Submission:
@@ -731,6 +754,7 @@ def resubmit_failed(
     design = flow.find_design(
         run_dir / "design", submission.design_path, pdk_root=str(settings["PDK_ROOT"])
     )
+    check_job_room(slurm, settings, len(failed))
     round_number = len(list(run_dir.glob("resubmit-*.sbatch"))) + 1
     rendered = render_scripts(
         submission,

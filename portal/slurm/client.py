@@ -221,6 +221,10 @@ class SlurmClient:
         """MaxJobCount: job records slurmctld keeps, every array task counting (10000)."""
         return self._config_int("MaxJobCount", DEFAULT_MAX_JOB_COUNT)
 
+    def job_records(self) -> int:
+        """Job records slurmctld holds now, each array task counting (one ``squeue``)."""
+        return commands.count_job_records(self._checked(commands.job_records_argv()).stdout)
+
     def min_job_age(self) -> int:
         """MinJobAge in seconds: how long squeue still shows a finished job (300)."""
         return self._config_int("MinJobAge", DEFAULT_MIN_JOB_AGE)

@@ -463,6 +463,21 @@ def squeue_argv(
     return argv
 
 
+def job_records_argv() -> list[str]:
+    """``squeue`` listing one array-task field per job record line (pending arrays stay
+    compact: ``0-9999%10``), every state, every user squeue lets us see."""
+    return [*QUERY_ENV, "squeue", "--noheader", "--states=all", "--format=%K"]
+
+
+def count_job_records(stdout: str) -> int:
+    """How many job records slurmctld holds (what MaxJobCount limits) from
+    :func:`job_records_argv` output: a plain job is one, every array task is one."""
+    count = 0
+    for line in stdout.split():
+        count += 1 if line in _NO_VALUE else len(expand_indices(_bracket(line)))
+    return count
+
+
 def parse_squeue(stdout: str) -> list[TaskRow]:
     """Parse ``squeue --format=<SQUEUE_FORMAT>`` output into :class:`TaskRow` values.
 

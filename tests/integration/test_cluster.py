@@ -89,3 +89,39 @@ def test_test_only_accepts_valid_and_rejects_impossible(tmp_path: Path):
     bad = run("sbatch", "--test-only", "--cpus-per-task=100000", str(script))
     assert bad.returncode != 0
     assert "Requested node configuration is not available" in bad.stderr
+
+
+def test_job_records_count_every_array_task_like_squeue_expands_them(tmp_path: Path):
+    """The portal's MaxJobCount headroom check counts records from squeue's compact output."""
+    from portal.slurm.client import SlurmClient
+    from portal.slurm.transports import LocalTransport
+
+    client = SlurmClient(LocalTransport())
+    job_id = run(
+        "sbatch", "--parsable", "--hold", "--array=0-2999%5", "--time=1", "--mem=64M",
+        "--output=/dev/null", "--wrap", "true",
+    ).stdout.strip()  # fmt: skip
+    try:
+        for _attempt in range(5):  # a finished job may age out between the two calls
+            counted = client.job_records()
+            expanded = run("squeue", "--noheader", "--array", "--states=all", "--format=%i")
+            if counted == len(expanded.stdout.split()):
+                break
+        assert counted == len(expanded.stdout.split())
+        assert counted >= 3000
+    finally:
+        run("scancel", job_id)
+
+
+def test_a_sweep_that_would_fill_the_job_records_is_refused():
+    from portal.slurm.client import SlurmClient
+    from portal.slurm.transports import LocalTransport
+    from portal.submissions import SubmissionError, check_job_room
+
+    client = SlurmClient(LocalTransport())
+    max_jobs = client.max_job_count()
+    big = max_jobs // 100 + 1  # just over 1 %: the check asks squeue
+    check_job_room(client, {"SLURM_JOB_COUNT_SHARE": 1.0}, big)
+    with pytest.raises(SubmissionError, match=f"MaxJobCount {max_jobs:,}.*adds {big:,}"):
+        check_job_room(client, {"SLURM_JOB_COUNT_SHARE": 0.0}, big)
+    check_job_room(client, {"SLURM_JOB_COUNT_SHARE": 0.0}, max_jobs // 100)  # small: no query

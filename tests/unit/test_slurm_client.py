@@ -373,3 +373,35 @@ def test_a_failing_squeue_leaves_sacct_s_answer(caplog: pytest.LogCaptureFixture
     rows = client.query(["77"])
     assert [row.state for row in rows] == ["PENDING", "PENDING"]
     assert "squeue complementing sacct failed" in caplog.text
+
+
+# -- MaxJobCount headroom ------------------------------------------------------------------------
+def test_job_records_count_plain_jobs_tasks_and_compact_pending_ranges() -> None:
+    out = "N/A\n3\n4\n0-9999%10\n2,4,6-9%2\n"
+    client, transport = client_for(squeue=CommandResult(0, out, ""))
+    assert client.job_records() == 1 + 1 + 1 + 10000 + 6
+    assert option(transport.calls[0][0], "--states") == "all"
+    assert option(transport.calls[0][0], "--format") == "%K"
+
+
+def headroom_client(records: str) -> tuple[SlurmClient, ScriptedTransport]:
+    # The recorded config says MaxJobCount = 100000, MinJobAge = 300.
+    return client_for(scontrol=rec("scontrol_show_config"), squeue=CommandResult(0, records, ""))
+
+
+@pytest.mark.parametrize(
+    ("held", "tasks", "refused"),
+    [(0, 1000, False), (78_999, 1001, False), (79_000, 1001, True), (0, 80_001, True)],
+)
+def test_job_room_is_checked_against_the_share_of_max_job_count(held, tasks, refused) -> None:
+    from portal.submissions import SubmissionError, check_job_room
+
+    client, transport = headroom_client(f"0-{held - 1}\n" if held else "")
+    settings = {"SLURM_JOB_COUNT_SHARE": 0.8}
+    if refused:
+        with pytest.raises(SubmissionError, match=r"holds [\d,]+ job records .* over the 80%"):
+            check_job_room(client, settings, tasks)
+    else:
+        check_job_room(client, settings, tasks)
+    # Up to 1 % of MaxJobCount (1,000 here) no squeue is run at all.
+    assert transport.programs() == (["scontrol"] if tasks <= 1000 else ["scontrol", "squeue"])
