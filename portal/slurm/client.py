@@ -18,7 +18,7 @@ from typing import Any
 
 from portal.slurm import commands
 from portal.slurm.commands import Node, SinfoReport, SlurmParseError, TaskRow
-from portal.slurm.states import PENDING
+from portal.slurm.states import ACTIVE, COMPLETED, PENDING
 from portal.slurm.transports import CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ ACCOUNTING_DISABLED_MESSAGES = (
     "accounting_storage/none",
 )
 _INVALID_JOB_ID = "Invalid job id specified"
+#: States a squeue row complementing sacct may report: a task that ended any other way waits
+#: for sacct, which has its exit code and signal (squeue has none).
+_FINAL_IN_SQUEUE_TOO = frozenset({*ACTIVE, PENDING, COMPLETED})
 
 
 class SlurmError(Exception):
@@ -113,8 +116,10 @@ class SlurmClient:
         starts seconds late) are checked with one ``squeue --states=RUNNING``. If the cluster
         has no accounting, squeue answers instead (with a warning; finished tasks then stay
         visible only for MinJobAge). Ids sacct does not know yet (slurmdbd records jobs
-        asynchronously) are looked up with one squeue call. If slurmdbd is down,
-        :class:`SlurmError` is raised: the caller must keep the states it has.
+        asynchronously) are looked up with one squeue call; a task squeue already shows as
+        failed is left out then, because squeue knows no exit code: sacct brings it later.
+        If slurmdbd is down, :class:`SlurmError` is raised: the caller must keep the states it
+        has.
         """
         ids = sorted(set(job_ids), key=_job_sort_key)
         if not ids:
@@ -130,7 +135,8 @@ class SlurmClient:
         missing = set(ids) - {row.job_id for row in rows}
         rows = self._confirm_starts(rows)
         if missing:
-            rows.extend(self._squeue_quietly(sorted(missing, key=_job_sort_key)))
+            found = self._squeue_quietly(sorted(missing, key=_job_sort_key))
+            rows.extend(row for row in found if row.state in _FINAL_IN_SQUEUE_TOO)
         return rows
 
     def _confirm_starts(self, rows: list[TaskRow]) -> list[TaskRow]:

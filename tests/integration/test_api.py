@@ -791,8 +791,8 @@ def test_sweep_through_the_api_on_the_cluster(cluster_api, example_repo, tmp_pat
         top = Path(run_dir).name
         assert {
             f"{top}/job.sbatch",
-            f"{top}/tasks/0/config.json",
-            f"{top}/tasks/1/config.json",
+            f"{top}/task-configs.txt",
+            f"{top}/task-configs.index",
         } <= names
         script = tar.extractfile(f"{top}/job.sbatch").read().decode()
     assert "#SBATCH --array=0-1" in script

@@ -345,7 +345,8 @@ def test_export_bundle_download(sweep):
         names = tar.getnames()
         top = names[0].split("/")[0]
         script = tar.extractfile(f"{top}/job.sbatch").read().decode()
-    assert f"{top}/tasks/2/config.json" in names and f"{top}/sweep.tsv" in names
+    assert f"{top}/task-configs.txt" in names and f"{top}/task-configs.index" in names
+    assert f"{top}/sweep.tsv" in names
     assert "#SBATCH --array=0-2" in script
     assert not any("/.git/" in name for name in names)
     # the contract's GET form gives the same bundle (a download changes nothing)

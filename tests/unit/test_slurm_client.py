@@ -405,3 +405,12 @@ def test_job_room_is_checked_against_the_share_of_max_job_count(held, tasks, ref
         check_job_room(client, settings, tasks)
     # Up to 1 % of MaxJobCount (1,000 here) no squeue is run at all.
     assert transport.programs() == (["scontrol"] if tasks <= 1000 else ["scontrol", "squeue"])
+
+
+def test_a_task_only_squeue_knows_ended_badly_waits_for_sacct_s_exit_code() -> None:
+    # Recorded final squeue (with CANCELLED and COMPLETED tasks) for jobs sacct does not list.
+    client, _ = client_for(sacct=CommandResult(0, "", ""), squeue=rec("squeue_final"))
+    rows = client.query(ALL_JOBS)
+    every = parse_squeue(rec("squeue_final").stdout)
+    assert {row.state for row in every} > {"COMPLETED"}  # the recording has other ends too
+    assert rows == [row for row in every if row.state == "COMPLETED"]
