@@ -11,9 +11,11 @@ count). Cycles:
 
 * ``fresh``: right after submitting (the rows are already PENDING: nothing to write);
 * ``all_changed`` (``--repeats``/2 times, medians): every task row first set to a stale state
-  (RUNNING) behind the poller's back, so the cycle must write every row back to PENDING (the
-  most a cycle can write here);
-* ``unchanged`` (``--repeats`` times): nothing changed, so nothing may be written.
+  (RUNNING) behind the poller's back and the poller's memory of Slurm's last answer dropped
+  (what a changed answer does), so the cycle must read and write every row back to PENDING
+  (the most a cycle can write here);
+* ``unchanged`` (``--repeats`` times): nothing changed, so nothing may be written (with the
+  memory the scheduled poller keeps, such a cycle also reads no task rows).
 
 Baseline: submitit's ``SlurmInfoWatcher.update()`` with every task id (``<job>_<i>``)
 registered, i.e. its sacct call and parsing over the same job ids, ``--repeats`` times,
@@ -73,8 +75,11 @@ class WriteCounter:
         return taken
 
 
-def portal_cycle(app: Any, transport: CountingTransport, writes: WriteCounter) -> dict[str, Any]:
-    """One poll_once in a fresh session; what it did and cost."""
+def portal_cycle(
+    app: Any, transport: CountingTransport, writes: WriteCounter, memory: Any
+) -> dict[str, Any]:
+    """One poll_once in a fresh session, with the poller's memory kept across cycles as the
+    scheduled :class:`portal.poller.Poller` keeps it; what it did and cost."""
     from portal.extensions import db
     from portal.poller import poll_once
     from portal.slurm.client import SlurmClient
@@ -83,7 +88,7 @@ def portal_cycle(app: Any, transport: CountingTransport, writes: WriteCounter) -
     transport.reset()
     writes.take()
     with timed() as t:
-        stats = poll_once(slurm)
+        stats = poll_once(slurm, memory)
     db.session.remove()
     statements, rows = writes.take()
     return {
@@ -153,6 +158,7 @@ def main() -> None:
 
     from portal.extensions import db
     from portal.models import Task
+    from portal.poller import PollMemory
 
     per_submission = [args.size // args.submissions] * args.submissions
     per_submission[-1] += args.size - sum(per_submission)
@@ -175,15 +181,19 @@ def main() -> None:
             waited = wait_sacct_knows(job_ids)
             log(f"sacct knows every array after {waited:.1f} s")
             writes = WriteCounter(db.engine)
+            memory = PollMemory()
 
-            fresh = portal_cycle(app, transport, writes)
+            fresh = portal_cycle(app, transport, writes, memory)
             log(f"fresh cycle: {fresh}")
 
             def stale_then_cycle() -> dict[str, Any]:
+                # Stands for Slurm changing every task: rows go stale behind the poller's back
+                # and its memory of Slurm's last answer is dropped, as a new answer would.
                 db.session.execute(update(Task).values(state="RUNNING"))
                 db.session.commit()
                 db.session.remove()
-                return portal_cycle(app, transport, writes)
+                memory.forget()
+                return portal_cycle(app, transport, writes, memory)
 
             changed_runs = []
             for _ in range(max(1, args.repeats // 2)):
@@ -201,12 +211,13 @@ def main() -> None:
             watcher = SubmititWatcher(job_ids, tasks_per_job)
             unchanged = []
             for _ in range(args.repeats):  # interleaved: a busy machine slows both alike
-                unchanged.append(portal_cycle(app, transport, writes))
+                unchanged.append(portal_cycle(app, transport, writes, memory))
                 theirs = watcher.cycle()
                 log(f"unchanged cycle: {unchanged[-1]}; submitit update: {theirs}")
             if args.profile:
                 pyinstrument_profile(
-                    lambda: portal_cycle(app, transport, writes), root.parent / "poll-same.txt"
+                    lambda: portal_cycle(app, transport, writes, memory),
+                    root.parent / "poll-same.txt",
                 )
             baseline = watcher.summary()
         log(f"submitit: {baseline}")

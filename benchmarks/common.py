@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portal.slurm.client import program_name
+from portal.slurm.client import SlurmClient, program_name
 from portal.slurm.transports import CommandResult, LocalTransport
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -265,33 +265,21 @@ def hold_shim(folder: Path) -> Path:
     return folder
 
 
-def job_records() -> int:
-    """Job records slurmctld holds now, array tasks counted one by one (finished and cancelled
-    ones stay until MinJobAge has passed): what MaxJobCount bounds."""
-    out = _run_text(["squeue", "-h", "-r", "-t", "all", "-o", "%i"])
-    return len(out.splitlines())
-
-
 def wait_for_job_room(tasks: int, share: float = 0.4) -> float:
     """Wait until ``tasks`` more records keep this cluster under ``share`` of MaxJobCount.
 
     A held or cancelled 10,000-task array still counts 10,000 records for MinJobAge (300 s):
     without this, a few rounds of the 10,000-point benchmark fill MaxJobCount and every other
-    user's sbatch blocks. Returns the seconds waited.
+    user's sbatch blocks. Counts with the portal's own client (the check its launch makes with
+    ``SLURM_JOB_COUNT_SHARE``, 0.8, is looser). Returns the seconds waited.
     """
-    config = {
-        key.strip(): value.strip()
-        for key, _, value in (
-            line.partition("=") for line in _run_text(["scontrol", "show", "config"]).splitlines()
-        )
-    }
-    max_jobs = int((config.get("MaxJobCount") or "10000").split()[0])
-    min_age = int((config.get("MinJobAge") or "300").split()[0])
+    slurm = SlurmClient(LocalTransport())
+    max_jobs, min_age = slurm.max_job_count(), slurm.min_job_age()
     limit = int(max_jobs * share)
     if tasks > limit:
         raise SystemExit(f"{tasks} tasks exceed {share:.0%} of MaxJobCount ({max_jobs})")
     started = time.monotonic()
-    while (current := job_records()) + tasks > limit:
+    while (current := slurm.job_records()) + tasks > limit:
         if time.monotonic() - started > min_age + 300:
             raise RuntimeError(f"{current} job records still held after {min_age + 300} s")
         log(f"{current} job records + {tasks} would pass {limit}: waiting for Slurm to purge")

@@ -1,9 +1,11 @@
 """The poll cycle: ONE sacct call for every unfinished task of every active submission.
 
-Per cycle: load the unfinished tasks (plain rows, not ORM objects), ask Slurm once, write only
-the tasks whose state changed (one bulk UPDATE), read the reports of tasks that just finished,
-derive the state of each touched submission from all of its tasks, and queue the completion
-email in the same transaction. Tasks that are finished are never queried again.
+Per cycle: count the unfinished tasks per array, ask Slurm once, stop there if both equal what
+the last cycle saw (:class:`PollMemory`), else load the unfinished tasks (plain rows, not ORM
+objects), write only the tasks whose state changed (one bulk UPDATE), read the reports of
+tasks that just finished, derive the state of each touched submission from all of its tasks,
+and queue the completion email in the same transaction. Tasks that are finished are never
+queried again.
 
 :class:`Poller` adds what a long-running process needs: a database lease so exactly one poller
 is active however many processes start one, and exponential backoff while Slurm errors (with
@@ -20,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from portal import leases
 from portal.collect import collect_task_metrics
@@ -28,6 +30,7 @@ from portal.extensions import db
 from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionState, Task, utcnow
 from portal.notify import queue_submission_mail
 from portal.slurm.client import SlurmClient, SlurmError
+from portal.slurm.commands import TaskRow
 from portal.slurm.states import TERMINAL, derive_submission_state, is_terminal
 from portal.slurm.transports import TransportError
 
@@ -50,8 +53,32 @@ class CycleStats:
     seconds: float = 0.0
 
 
-def poll_once(slurm: SlurmClient) -> CycleStats:
-    """Run one cycle in the current app context; raises SlurmError/TransportError untouched."""
+@dataclass
+class PollMemory:
+    """What the last committed cycle of one poller saw, so that a cycle seeing exactly the
+    same stops before reading every followed task row.
+
+    ``followed`` is (array job id, unfinished tasks) per array, from one aggregate query;
+    ``rows`` is Slurm's answer. Every change in Slurm changes ``rows``; every change the
+    portal makes to a followed task (submit, cancel of pending tasks, resubmit, relaunch)
+    changes ``followed``. A long queue of pending tasks therefore costs one sacct call and
+    one small query per cycle, no more than submitit's in-memory watcher.
+    """
+
+    followed: tuple[tuple[str, int], ...] | None = None
+    rows: list[TaskRow] | None = None
+
+    def forget(self) -> None:
+        """The next cycle reads every followed task again."""
+        self.followed = self.rows = None
+
+
+def poll_once(slurm: SlurmClient, memory: PollMemory | None = None) -> CycleStats:
+    """Run one cycle in the current app context; raises SlurmError/TransportError untouched.
+
+    With ``memory`` (kept across cycles by :class:`Poller`), a cycle whose followed arrays and
+    Slurm answer equal the last committed cycle's writes nothing and reads no task rows.
+    """
     started = time.perf_counter()
     stats = CycleStats()
     active = db.session.execute(
@@ -63,6 +90,28 @@ def poll_once(slurm: SlurmClient) -> CycleStats:
     if not active:
         return stats
     by_id = {row.id: row for row in active}
+    unfinished = (
+        Task.submission_id.in_(list(by_id)),
+        Task.state.not_in(list(TERMINAL)),
+        Task.array_job_id.is_not(None),
+    )
+    followed = tuple(
+        (job_id, count)
+        for job_id, count in db.session.execute(
+            select(Task.array_job_id, func.count())
+            .where(*unfinished)
+            .group_by(Task.array_job_id)
+            .order_by(Task.array_job_id)
+        )
+    )
+    stats.tasks_followed = sum(count for _job, count in followed)
+    job_ids = {job_id for job_id, _count in followed}
+    since = min((row.submitted_at for row in active if row.submitted_at), default=None)
+    rows = slurm.query(job_ids, since=since - timedelta(minutes=5) if since else None)
+    stats.sacct_calls, stats.rows = (1 if job_ids else 0), len(rows)
+    if memory is not None and memory.followed == followed and memory.rows == rows:
+        stats.seconds = time.perf_counter() - started
+        return stats
     tasks = db.session.execute(
         select(
             Task.id,
@@ -77,17 +126,8 @@ def poll_once(slurm: SlurmClient) -> CycleStats:
             Task.started_at,
             Task.ended_at,
             Task.elapsed_seconds,
-        ).where(
-            Task.submission_id.in_(list(by_id)),
-            Task.state.not_in(list(TERMINAL)),
-            Task.array_job_id.is_not(None),
-        )
+        ).where(*unfinished)
     ).all()
-    stats.tasks_followed = len(tasks)
-    job_ids = {task.array_job_id for task in tasks}
-    since = min((row.submitted_at for row in active if row.submitted_at), default=None)
-    rows = slurm.query(job_ids, since=since - timedelta(minutes=5) if since else None)
-    stats.sacct_calls, stats.rows = (1 if job_ids else 0), len(rows)
     latest = {(row.job_id, row.task_index): row for row in rows}
     changes, finished, touched = [], [], set()
     for task in tasks:
@@ -115,6 +155,8 @@ def poll_once(slurm: SlurmClient) -> CycleStats:
     stats.tasks_changed = len(changes)
     stats.submissions_changed = update_submission_states(touched)
     db.session.commit()
+    if memory is not None:
+        memory.followed, memory.rows = followed, rows
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -185,6 +227,7 @@ class Poller:
         self.errors = 0
         self.resume_at = 0.0
         self.last_stats: CycleStats | None = None
+        self.memory = PollMemory()
 
     @property
     def settings(self) -> Mapping[str, Any]:
@@ -195,12 +238,13 @@ class Poller:
         with self.app.app_context():
             lease_seconds = float(self.settings["POLL_LEASE_SECONDS"])
             if not leases.acquire(LEASE_NAME, self.holder, lease_seconds):
+                self.memory.forget()  # another poller may write while this one waits
                 return None
             if time.monotonic() < self.resume_at:
                 return None
             try:
                 self._reconcile_stuck()
-                stats = poll_once(self.slurm)
+                stats = poll_once(self.slurm, self.memory)
             except (SlurmError, TransportError) as exc:
                 db.session.rollback()
                 self.errors += 1

@@ -330,3 +330,85 @@ def test_slurmdbd_down_keeps_states_then_poller_recovers(engine_app, example_rep
         sub = db.session.get(Submission, sub.id)
         time.sleep(1)
     assert poller.errors == 0 and sub.state == "COMPLETED"
+
+
+def test_poll_memory_skips_unchanged_cycles_and_sees_every_change(engine_app, example_repo):
+    """A cycle that sees the same Slurm answer and the same followed tasks reads no task rows
+    and writes nothing; a cancel in the portal or a change in Slurm is seen at once."""
+    from sqlalchemy import event
+
+    from benchmarks.common import CountingTransport
+    from portal.poller import PollMemory
+    from portal.slurm.client import SlurmClient
+
+    transport = CountingTransport(hold=True)  # the array waits, held, until released below
+    slurm = SlurmClient(transport)
+    request = svc.SubmissionRequest(
+        repo_url=example_repo,
+        ref="main",
+        design_path="designs/counter",
+        cli_sweeps=["FP_CORE_UTIL=30,40,50"],
+        resources=svc.Resources(time_minutes=10, mem_mb=256),
+    )
+    sub = svc.create_submission(svc.plan_submission(request, engine_app.config, slurm), owner())
+    svc.launch(sub, engine_app.config, slurm)
+    (job_id,) = sub.job_ids
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy event
+        statements.append(statement.lstrip().split(" ", 1)[0].upper() + " " + statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    memory = PollMemory()
+
+    def cycle() -> tuple[bool, int]:
+        """(read the task rows?, write statements) of one cycle with the memory."""
+        unfinished = sum(t.state not in ("COMPLETED", "CANCELLED") for t in sub.tasks)
+        statements.clear()
+        transport.reset()
+        stats = svc_poll(slurm, memory)
+        read_rows = any("tasks.elapsed_seconds" in s for s in statements)
+        writes = sum(s.startswith(("UPDATE", "INSERT", "DELETE")) for s in statements)
+        assert transport.calls["sacct"] == 1 and stats.tasks_followed == unfinished
+        return read_rows, writes
+
+    def settle() -> int:
+        """Cycles until one reads no rows (slurmdbd takes a moment to list a new job: until
+        then squeue answers, so the answer changes once); how many it took."""
+        for count in range(1, 40):
+            if cycle() == (False, 0):
+                return count
+            time.sleep(0.5)
+        raise AssertionError("the Slurm answer never settled")
+
+    try:
+        assert cycle()[0]  # nothing remembered yet: every followed row is read
+        settle()
+        assert cycle() == (False, 0)
+        svc.cancel(sub, slurm, indices=[2])  # the portal marks pending task 2 CANCELLED itself
+        db.session.commit()
+        assert cycle()[0]  # fewer followed tasks: read again
+        assert settle() == 1
+        subprocess.run(["scontrol", "release", job_id], check=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and {t.state for t in sub.tasks[:2]} != {"COMPLETED"}:
+            cycle()
+            db.session.refresh(sub)
+            time.sleep(0.5)
+        assert [(t.state, t.exit_code) for t in sub.tasks] == [
+            ("COMPLETED", 0),
+            ("COMPLETED", 0),
+            ("CANCELLED", None),
+        ]
+        assert all(t.metrics for t in sub.tasks[:2])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+        subprocess.run(["scancel", job_id], check=False)
+
+
+def svc_poll(slurm, memory):  # noqa: ANN001, ANN201 - test helper
+    from portal.poller import poll_once
+
+    stats = poll_once(slurm, memory)
+    db.session.expire_all()
+    return stats
