@@ -40,7 +40,7 @@ file is already there (put an edited one in place before sbatch); otherwise the 
 it out of {configs}: {index} gives its offset and length in bytes. To read or edit
 task 3's config before running:
 
-    mkdir -p tasks/3 && read -r _ off len < <(grep '^3 ' {index})
+    mkdir -p tasks/3 && read -r _ off len _ < <(grep '^3 ' {index})
     dd if={configs} of=tasks/3/{config} iflag=skip_bytes,count_bytes skip=$off count=$len
 
 sweep.tsv lists the parameters of every task; Slurm writes logs/<jobid>_<task>.out. Re-export with

@@ -378,6 +378,7 @@ def stage(
     beneath = {k: v for k, v in defaults.items() if k not in design.assigned}
     write_task_configs(
         run_dir,
+        flow.task_config_name(design),
         (
             (task.index, flow.task_config_text(design, {**beneath, **task.params}))
             for task in submission.tasks

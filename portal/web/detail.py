@@ -46,6 +46,7 @@ from portal.results import SUMMARY_FIELDS, ResultsError, ResultsTable, results_t
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
+from portal.taskconfigs import read_task_config
 from portal.web.bundles import ExportError, bundle_download
 from portal.web.progress import bar_segments
 from portal.web.sharing import Viewer, dual_route, owner_viewer
@@ -196,6 +197,8 @@ class TaskFiles:
     key_files: list[rundir.FileEntry] = field(default_factory=list)
     all_files: list[rundir.FileEntry] = field(default_factory=list)
     truncated: bool = False
+    #: file name of the task's staged flow config (None when the run has none)
+    staged: str | None = None
 
 
 #: Largest GDS drawn as a preview.
@@ -216,18 +219,20 @@ def task_files(submission: Submission, index: int) -> TaskFiles:
     """Files of a task's folder (listing capped), its final GDS and the key reports."""
     if not submission.run_dir:
         return TaskFiles(False)
+    config = read_task_config(submission.run_dir, index)
+    staged = config.name if config else None
     try:
         folder = rundir.task_dir(submission.run_dir, index)
     except rundir.PathRefused:
-        return TaskFiles(False)
+        return TaskFiles(False, staged=staged)
     if not folder.is_dir():
-        return TaskFiles(False)
+        return TaskFiles(False, staged=staged)
     entries, truncated = rundir.list_files(folder, limit=2000)
     gds = rundir.find_final_gds(folder)
     gds_rel = gds.relative_to(folder).as_posix() if gds else None
     gds_size = gds.stat().st_size if gds else 0
     key = [e for e in entries if _is_key_file(e.relpath)][:60]
-    return TaskFiles(True, gds_rel, gds_size, key, entries, truncated)
+    return TaskFiles(True, gds_rel, gds_size, key, entries, truncated, staged)
 
 
 def log_tail(submission: Submission, task: Task, stream: str) -> rundir.LogChunk | None:

@@ -25,6 +25,7 @@ from portal import rundir
 from portal.extensions import db
 from portal.layout import LayoutError, render_gds_png
 from portal.models import Submission, audit
+from portal.taskconfigs import read_task_config
 from portal.web import detail
 from portal.web.sharing import Viewer, dual_route, make_token, owner_viewer, share_url
 
@@ -82,6 +83,20 @@ def download(viewer: Viewer, index: int, relpath: str) -> Any:
         download_name=_download_name(os.path.basename(relpath)),
     )
     response.content_length = size
+    return response
+
+
+@dual_route(bp, "/tasks/<int:index>/config", "config", methods=["GET"])
+def config(viewer: Viewer, index: int) -> Any:
+    """The task's flow config as staged (a pending task has no folder yet), as an attachment."""
+    submission = viewer.submission
+    detail.get_task(submission, index)
+    staged = read_task_config(submission.run_dir, index) if submission.run_dir else None
+    if staged is None:
+        abort(404)
+    response = Response(staged.text, mimetype="text/plain")
+    name = _download_name(f"task-{index}-{staged.name}")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 

@@ -115,7 +115,7 @@ def test_export_bundle_runs_with_plain_sbatch(engine_app, example_repo, tmp_path
         text=True,
         check=True,
     ).stdout
-    assert shown == read_task_config(Path(sub.run_dir), 1)
+    assert shown == read_task_config(Path(sub.run_dir), 1).text
     assert json.loads(shown)["FP_CORE_UTIL"] == 40
     run = subprocess.run(
         ["sbatch", "--parsable", "--wait", "job.sbatch"],

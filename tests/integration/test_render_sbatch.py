@@ -52,7 +52,7 @@ def stage(ctx: ArrayScript, task_ids) -> Path:
     run_dir = Path(ctx.run_dir)
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     Path(ctx.design_dir).mkdir(parents=True, exist_ok=True)
-    write_task_configs(run_dir, ((i, f"config of task {i}\n") for i in task_ids))
+    write_task_configs(run_dir, ctx.config_name, ((i, f"config {i}\n") for i in task_ids))
     script = run_dir / "job.sbatch"
     script.write_text(render_array_script(ctx))
     return script

@@ -76,6 +76,17 @@ def test_reports_download_as_plain_text_attachments(sweep):
     assert "attachment" in response.headers["Content-Disposition"]
 
 
+def test_the_staged_config_is_offered_and_is_what_the_task_ran_with(sweep):
+    client = client_for(sweep.app)
+    panel = client.get(f"/submissions/{sweep.uuid}/tasks/1", headers={"HX-Request": "true"})
+    assert f"/submissions/{sweep.uuid}/tasks/1/config" in panel.get_data(as_text=True)
+    response = client.get(f"/submissions/{sweep.uuid}/tasks/1/config")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert 'filename="task-1-config.json"' in response.headers["Content-Disposition"]
+    assert response.data == (task_folder(sweep, 1) / "config.json").read_bytes()
+    assert client.get(f"/submissions/{sweep.uuid}/tasks/99/config").status_code == 404
+
+
 def test_an_html_file_is_never_served_as_html(sweep):
     folder = task_folder(sweep, 0)
     (folder / "report.html").write_text("<script>alert(1)</script>")
@@ -269,7 +280,7 @@ def test_other_users_get_404_for_every_file_route(sweep):
     gds = gds_of(sweep, 0)
     rel = gds.relative_to(task_folder(sweep, 0).resolve()).as_posix()
     base = f"/submissions/{sweep.uuid}/tasks/0"
-    for path in (f"/files/{rel}", "/archive.tar.gz", "/layout.png", "/log?offset=0"):
+    for path in (f"/files/{rel}", "/archive.tar.gz", "/layout.png", "/log?offset=0", "/config"):
         assert bob.get(base + path).status_code == 404, path
         assert admin.get(base + path).status_code == 200, path
     assert admin.get(f"{base}/files/{rel}").data == gds.read_bytes()

@@ -110,7 +110,7 @@ def stage(ctx: ArrayScript, *task_ids: int) -> dict[int, str]:
     Path(ctx.run_dir, "logs").mkdir(parents=True, exist_ok=True)
     Path(ctx.design_dir).mkdir(parents=True, exist_ok=True)
     configs = {i: f'{{"TASK": {i}, "NOTE": "caf\u00e9 $(touch pwned)"}}\n' for i in task_ids}
-    write_task_configs(Path(ctx.run_dir), configs.items())
+    write_task_configs(Path(ctx.run_dir), ctx.config_name, configs.items())
     return configs
 
 
