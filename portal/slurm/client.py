@@ -112,10 +112,10 @@ class SlurmClient:
     def query(self, job_ids: Iterable[str], since: datetime | str | None = None) -> list[TaskRow]:
         """Task rows of all ``job_ids`` with ONE sacct call.
 
-        Tasks sacct still reports PENDING although they may have started (slurmdbd learns of
-        starts seconds late) are checked with one ``squeue --states=RUNNING``. If the cluster
-        has no accounting, squeue answers instead (with a warning; finished tasks then stay
-        visible only for MinJobAge). Ids sacct does not know yet (slurmdbd records jobs
+        Tasks sacct still reports PENDING although slurmdbd already has their node or start
+        (it records starts seconds late) are checked with one ``squeue --states=RUNNING``. If
+        the cluster has no accounting, squeue answers instead (with a warning; finished tasks
+        then stay visible only for MinJobAge). Ids sacct does not know yet (slurmdbd records jobs
         asynchronously) are looked up with one squeue call; a task squeue already shows as
         failed is left out then, because squeue knows no exit code: sacct brings it later.
         If slurmdbd is down, :class:`SlurmError` is raised: the caller must keep the states it
@@ -140,9 +140,9 @@ class SlurmClient:
         return rows
 
     def _confirm_starts(self, rows: list[TaskRow]) -> list[TaskRow]:
-        """Where sacct still reports PENDING (or, right after submission, does not list a task
-        yet) but slurmctld runs the task, take squeue's row: one ``squeue --states=RUNNING``,
-        only when some pending task could have started."""
+        """Where sacct still reports PENDING (or does not list a task of the job yet) but
+        slurmctld runs the task, take squeue's row: one ``squeue --states=RUNNING``, only when
+        sacct shows a pending task with a node or start time (:func:`may_have_started`)."""
         waiting = {row.job_id for row in rows if commands.may_have_started(row)}
         if not waiting:
             return rows

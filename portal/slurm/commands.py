@@ -422,18 +422,15 @@ def _append_rows(rows: list[TaskRow], job_field: str, raw_id: str, values: tuple
         rows.append(TaskRow(job_id, int(index_text), raw_id, *values))
 
 
-#: Reasons (prefixes) of a pending task that cannot have started behind sacct's back.
-_CANNOT_HAVE_STARTED = ("JobHeld", "Dependency", "BeginTime")
-
-
 def may_have_started(row: TaskRow) -> bool:
     """True for a task sacct reports PENDING that slurmctld may already have started.
 
-    slurmdbd records starts asynchronously (seconds late on a busy controller), so only
-    squeue can confirm them at once; a held task, or one waiting for a dependency or a begin
-    time, cannot have started and needs no such check.
+    slurmdbd records starts asynchronously (seconds late on a busy controller): for a while
+    sacct shows such a job PENDING, yet already with its node and start time (recorded in
+    ``sacct_start_lag``). A pending task without either, held or queued, cannot have started
+    (sacct's Reason and Eligible say ``None``/``Unknown`` in both cases, so they cannot tell).
     """
-    return row.state == PENDING and not (row.reason or "").startswith(_CANNOT_HAVE_STARTED)
+    return row.state == PENDING and (row.node is not None or row.start is not None)
 
 
 # --------------------------------------------------------------------------- squeue

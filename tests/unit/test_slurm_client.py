@@ -342,36 +342,41 @@ def pending_line(job_field: str, reason: str) -> str:
     return f"{job_field}|{raw_id}|PENDING|0:0||Unknown|Unknown|00:00:00|{reason}|x\n"
 
 
-@pytest.mark.parametrize("reason", ["JobHeldUser", "JobHeldAdmin", "Dependency", "BeginTime"])
-def test_tasks_that_cannot_have_started_need_no_squeue(reason: str) -> None:
+@pytest.mark.parametrize("reason", ["None", "Priority", "Resources", "JobHeldUser", "Dependency"])
+def test_pending_tasks_without_node_or_start_need_no_squeue(reason: str) -> None:
+    # Held and queued arrays alike: sacct prints Reason None, no node, Start Unknown.
     client, transport = client_for(sacct=CommandResult(0, pending_line("77_[0-9]", reason), ""))
     rows = client.query(["77"])
     assert transport.programs() == ["sacct"]
     assert len(rows) == 10 and {row.state for row in rows} == {"PENDING"}
 
 
-def test_squeue_keeps_sacct_rows_that_are_past_pending() -> None:
-    sacct = pending_line("77_[1-2]", "Resources") + rec("sacct_final").stdout
-    running = "77|0|78|RUNNING|vm|2026-11-23T13:00:00|N/A|0:05|None|x\n"
+def test_squeue_is_asked_only_about_jobs_with_a_start_sacct_has_half_recorded() -> None:
+    lagging = "77|77|PENDING|0:0|vm|2026-11-23T13:00:00|Unknown|00:00:00|None|allocation\n"
+    sacct = lagging + pending_line("78_[1-2]", "None") + rec("sacct_final").stdout
+    running = "77|0|79|RUNNING|vm|2026-11-23T13:00:00|N/A|0:05|None|x\n"
     client, transport = client_for(
         sacct=CommandResult(0, sacct, ""), squeue=CommandResult(0, running, "")
     )
-    rows = client.query(["77", *ALL_JOBS])
+    rows = client.query(["77", "78", *ALL_JOBS])
     assert transport.programs() == ["sacct", "squeue"]
-    assert option(transport.calls[1][0], "--jobs") == "77"  # only the job with waiting tasks
+    assert option(transport.calls[1][0], "--jobs") == "77"  # not 78: nothing started there
     by_key = {(row.job_id, row.task_index): row.state for row in rows}
-    assert by_key[("77", 0)] == "RUNNING"  # not in sacct yet: added
-    assert by_key[("77", 1)] == by_key[("77", 2)] == "PENDING"
-    assert [r for r in rows if r.job_id != "77"] == parse_sacct(rec("sacct_final").stdout)
+    assert by_key[("77", 0)] == "RUNNING"  # not listed by index in sacct yet: added
+    assert by_key[("78", 1)] == by_key[("78", 2)] == "PENDING"
+    assert [r for r in rows if r.job_id not in ("77", "78")] == parse_sacct(
+        rec("sacct_final").stdout
+    )
 
 
 def test_a_failing_squeue_leaves_sacct_s_answer(caplog: pytest.LogCaptureFixture) -> None:
     client, transport = client_for(
-        sacct=CommandResult(0, pending_line("77_[0-1]", "Priority"), ""),
+        sacct=rec("sacct_start_lag"),
         squeue=CommandResult(1, "", "slurm_load_jobs error: Socket timed out"),
     )
-    rows = client.query(["77"])
-    assert [row.state for row in rows] == ["PENDING", "PENDING"]
+    rows = client.query([rec("sbatch_starting").stdout.strip()])
+    assert [row.state for row in rows] == ["PENDING"]
+    assert transport.programs() == ["sacct", "squeue"]
     assert "squeue complementing sacct failed" in caplog.text
 
 
