@@ -76,15 +76,14 @@ class WriteCounter:
 
 
 def portal_cycle(
-    app: Any, transport: CountingTransport, writes: WriteCounter, memory: Any
+    slurm: Any, transport: CountingTransport, writes: WriteCounter, memory: Any
 ) -> dict[str, Any]:
-    """One poll_once in a fresh session, with the poller's memory kept across cycles as the
-    scheduled :class:`portal.poller.Poller` keeps it; what it did and cost."""
+    """One poll_once in a fresh session, with the Slurm client and the poller's memory kept
+    across cycles as the scheduled :class:`portal.poller.Poller` keeps them; what it did and
+    cost."""
     from portal.extensions import db
     from portal.poller import poll_once
-    from portal.slurm.client import SlurmClient
 
-    slurm = SlurmClient(transport, timeout=120)
     transport.reset()
     writes.take()
     with timed() as t:
@@ -159,6 +158,7 @@ def main() -> None:
     from portal.extensions import db
     from portal.models import Task
     from portal.poller import PollMemory
+    from portal.slurm.client import SlurmClient
 
     per_submission = [args.size // args.submissions] * args.submissions
     per_submission[-1] += args.size - sum(per_submission)
@@ -182,8 +182,9 @@ def main() -> None:
             log(f"sacct knows every array after {waited:.1f} s")
             writes = WriteCounter(db.engine)
             memory = PollMemory()
+            slurm = SlurmClient(transport, timeout=120)
 
-            fresh = portal_cycle(app, transport, writes, memory)
+            fresh = portal_cycle(slurm, transport, writes, memory)
             log(f"fresh cycle: {fresh}")
 
             def stale_then_cycle() -> dict[str, Any]:
@@ -193,7 +194,7 @@ def main() -> None:
                 db.session.commit()
                 db.session.remove()
                 memory.forget()
-                return portal_cycle(app, transport, writes, memory)
+                return portal_cycle(slurm, transport, writes, memory)
 
             changed_runs = []
             for _ in range(max(1, args.repeats // 2)):
@@ -211,12 +212,12 @@ def main() -> None:
             watcher = SubmititWatcher(job_ids, tasks_per_job)
             unchanged = []
             for _ in range(args.repeats):  # interleaved: a busy machine slows both alike
-                unchanged.append(portal_cycle(app, transport, writes, memory))
+                unchanged.append(portal_cycle(slurm, transport, writes, memory))
                 theirs = watcher.cycle()
                 log(f"unchanged cycle: {unchanged[-1]}; submitit update: {theirs}")
             if args.profile:
                 pyinstrument_profile(
-                    lambda: portal_cycle(app, transport, writes, memory),
+                    lambda: portal_cycle(slurm, transport, writes, memory),
                     root.parent / "poll-same.txt",
                 )
             baseline = watcher.summary()

@@ -73,6 +73,7 @@ class SlurmClient:
         self.transport = transport
         self.timeout = timeout
         self._config: dict[str, str] | None = None
+        self._last_sacct: tuple[str, list[TaskRow]] = ("", [])
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class SlurmClient:
             return self._squeue(ids)
         if not result.ok:
             raise SlurmError(argv, result.returncode, result.stderr)
-        rows = commands.parse_sacct(result.stdout)
+        rows = self._parse_sacct(result.stdout)
         missing = set(ids) - {row.job_id for row in rows}
         rows = self._confirm_starts(rows)
         if missing:
@@ -139,11 +140,19 @@ class SlurmClient:
             rows.extend(row for row in found if row.state in _FINAL_IN_SQUEUE_TOO)
         return rows
 
+    def _parse_sacct(self, stdout: str) -> list[TaskRow]:
+        """:func:`commands.parse_sacct`, remembering the last answer: a poller asking about
+        10,000 pending tasks gets the same text cycle after cycle (a fresh list each time)."""
+        if stdout != self._last_sacct[0]:
+            self._last_sacct = (stdout, commands.parse_sacct(stdout))
+        return list(self._last_sacct[1])
+
     def _confirm_starts(self, rows: list[TaskRow]) -> list[TaskRow]:
         """Where sacct still reports PENDING (or does not list a task of the job yet) but
         slurmctld runs the task, take squeue's row: one ``squeue --states=RUNNING``, only when
         sacct shows a pending task with a node or start time (:func:`may_have_started`)."""
-        waiting = {row.job_id for row in rows if commands.may_have_started(row)}
+        may_have_started = commands.may_have_started
+        waiting = {row.job_id for row in rows if row.state == PENDING and may_have_started(row)}
         if not waiting:
             return rows
         running = self._squeue_quietly(sorted(waiting, key=_job_sort_key), ("RUNNING",))

@@ -419,3 +419,13 @@ def test_a_task_only_squeue_knows_ended_badly_waits_for_sacct_s_exit_code() -> N
     every = parse_squeue(rec("squeue_final").stdout)
     assert {row.state for row in every} > {"COMPLETED"}  # the recording has other ends too
     assert rows == [row for row in every if row.state == "COMPLETED"]
+
+
+def test_the_same_sacct_answer_is_parsed_once_and_each_caller_gets_its_own_list() -> None:
+    final = rec("sacct_final")
+    client, transport = client_for(sacct=[final, final, rec("sacct_running")])
+    first = client.query(ALL_JOBS)
+    first.clear()  # a caller changing its list changes nothing for the next one
+    second = client.query(ALL_JOBS)
+    assert second == parse_sacct(final.stdout) and transport.programs() == ["sacct", "sacct"]
+    assert client.query(ALL_JOBS)[: len(second)] != second  # a new answer is parsed anew
