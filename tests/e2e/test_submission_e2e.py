@@ -114,7 +114,24 @@ def test_submit_sweep_and_watch_it_finish(live_portal, page, example_repo, monke
     default_x = page.input_value("#chart-x")
     default_y = page.input_value("#chart-y")
     x, y = [name for name in axes if name not in (default_x, default_y)][:2]
+    # The answer to the first change (y) is held back until the second (x) has been answered:
+    # the stale answer arrives last and must not be drawn.
+    held: list = []
+
+    def answer_out_of_order(route) -> None:  # noqa: ANN001 - Playwright Route
+        if not held:
+            held.append((route, route.fetch()))
+            return
+        route.fulfill(response=route.fetch())
+        first, answer = held[0]
+        first.fulfill(response=answer)
+
+    page.route("**/results.json?*", answer_out_of_order)
     page.select_option("#chart-y", y)
+    for _ in range(100):  # the first request reaches the route before the second is made
+        if held:
+            break
+        page.wait_for_timeout(50)
     page.select_option("#chart-x", x)
     expected = page.request.get(live_portal.at(f"/submissions/{uuid}/results.json?x={x}&y={y}"))
     assert expected.ok
@@ -126,7 +143,11 @@ def test_submit_sweep_and_watch_it_finish(live_portal, page, example_repo, monke
         f"(label) => {{ const s = ({CHART_SNAPSHOT})(); return s && s.x.startsWith(label); }}",
         label_x,
     )
+    page.wait_for_timeout(500)  # the stale answer has arrived by now; it must change nothing
+    page.unroute("**/results.json?*")
+    assert len(held) == 1  # the out-of-order path really ran
     chart = page.evaluate(f"({CHART_SNAPSHOT})()")
+    assert chart["x"].startswith(label_x)  # still the latest choice after the stale answer
     front = chart["sets"]["Pareto front"]
     others = chart["sets"]["Other tasks"]
     assert sorted(p[0] for p in front) == sorted(payload["pareto"])

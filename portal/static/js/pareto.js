@@ -134,7 +134,11 @@
     var defaultNote = box.querySelector("[data-chart-note]");
     defaultNote = defaultNote ? defaultNote.textContent : "";
 
+    // Answers can arrive out of order (two axes changed quickly): only the latest choice draws.
+    var latest = 0;
+
     function reload() {
+      var mine = ++latest;
       if (xSelect.value === ySelect.value) {
         note(box, "Choose two different metrics.");
         return;
@@ -149,11 +153,14 @@
           });
         })
         .then(function (payload) {
+          if (mine !== latest) return;
           data = payload;
           draw(chart, data, box);
           note(box, defaultNote);
         })
-        .catch(function (error) { note(box, "The plot could not be updated: " + error.message); });
+        .catch(function (error) {
+          if (mine === latest) note(box, "The plot could not be updated: " + error.message);
+        });
     }
 
     if (xSelect) xSelect.addEventListener("change", reload);
