@@ -372,23 +372,24 @@ def test_poll_memory_skips_unchanged_cycles_and_sees_every_change(engine_app, ex
         assert transport.calls["sacct"] == 1 and stats.tasks_followed == unfinished
         return read_rows, writes
 
-    def settle() -> int:
-        """Cycles until one reads no rows (slurmdbd takes a moment to list a new job: until
-        then squeue answers, so the answer changes once); how many it took."""
-        for count in range(1, 40):
-            if cycle() == (False, 0):
-                return count
+    def settle() -> None:
+        """Cycles until three in a row read no rows. slurmdbd records a new or changed job a
+        moment (seconds, on a busy machine) after slurmctld, so the answer may change a few
+        times first; only a poller that remembers can ever skip at all."""
+        skipped = 0
+        deadline = time.monotonic() + 90
+        while skipped < 3:
+            assert time.monotonic() < deadline, "the Slurm answer never settled"
+            skipped = skipped + 1 if cycle() == (False, 0) else 0
             time.sleep(0.5)
-        raise AssertionError("the Slurm answer never settled")
 
     try:
         assert cycle()[0]  # nothing remembered yet: every followed row is read
         settle()
-        assert cycle() == (False, 0)
         svc.cancel(sub, slurm, indices=[2])  # the portal marks pending task 2 CANCELLED itself
         db.session.commit()
-        assert cycle()[0]  # fewer followed tasks: read again
-        assert settle() == 1
+        assert cycle()[0]  # fewer followed tasks: read again, whatever Slurm says
+        settle()
         subprocess.run(["scontrol", "release", job_id], check=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and {t.state for t in sub.tasks[:2]} != {"COMPLETED"}:

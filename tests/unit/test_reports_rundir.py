@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -218,7 +217,7 @@ def test_parse_path_on_run_dir_and_errors(tmp_path):
         parse_path(_write(tmp_path / "notes.txt", "hello"))
 
 
-def test_a_thousand_finished_task_dirs_parse_well_under_two_seconds(tmp_path):
+def test_a_thousand_finished_task_dirs_of_both_flows_all_parse(tmp_path):
     with CURRENT.open(newline="", encoding="utf-8") as handle:
         designs = [row["design_name"] for row in csv.DictReader(handle)]
     metrics_csv = {d: _metrics_csv(CURRENT, d) for d in designs}
@@ -234,11 +233,7 @@ def test_a_thousand_finished_task_dirs_parse_well_under_two_seconds(tmp_path):
             _write(run / "runtime.yaml", yaml_text)
         task_dirs.append(tmp_path / f"{i}")
 
-    start = time.perf_counter()
-    records = [parse_run_dir(task) for task in task_dirs]
-    elapsed = time.perf_counter() - start
+    records = [parse_run_dir(task) for task in task_dirs]  # speed: benchmarks/bench_reports.py
 
     assert all(r is not None and r.flow_status == "completed" for r in records)
     assert sum(r.flow == "openlane2" for r in records) == 500
-    print(f"parsed 1000 task dirs in {elapsed:.3f} s")
-    assert elapsed < 2.0, f"1000 task dirs took {elapsed:.2f} s"

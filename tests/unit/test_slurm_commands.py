@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -242,25 +241,21 @@ def test_sacct_ignores_noise_lines() -> None:
     assert parse_sacct("\n\nnot sacct output\n|||\n") == []
 
 
-def test_sacct_10000_rows_parse_in_milliseconds() -> None:
+def test_sacct_10000_rows_parse_each_row() -> None:
+    # How fast is benchmarks/bench_poll.py's business; here only that every row comes out.
     template = stdout("sacct_final").splitlines()[1]  # a recorded COMPLETED task line
     array_id, rest = template.split("_", 1)
     index, raw, tail = rest.split("|", 2)
     text = "\n".join(f"{array_id}_{i}|{50000 + i}|{tail}" for i in range(10_000))
-    started = time.perf_counter()
     rows = parse_sacct(text)
-    seconds = time.perf_counter() - started
     assert len(rows) == 10_000 and rows[-1].task_index == 9_999
-    assert seconds < 0.5, f"{seconds * 1000:.0f} ms for 10,000 rows"
+    assert {row.raw_job_id for row in rows} == {str(50000 + i) for i in range(10_000)}
 
 
-def test_pending_range_of_10000_tasks_expands_in_milliseconds() -> None:
+def test_pending_range_of_10000_tasks_expands_to_every_task() -> None:
     line = "123_[0-9999%10]|123|PENDING|0:0|None assigned|Unknown|Unknown|00:00:00|JobHeldUser|x"
-    started = time.perf_counter()
     rows = parse_sacct(line)
-    seconds = time.perf_counter() - started
     assert [row.task_index for row in rows] == list(range(10_000))
-    assert seconds < 0.25, f"{seconds * 1000:.0f} ms"
 
 
 # --------------------------------------------------------------------------- squeue
@@ -322,12 +317,9 @@ def test_squeue_and_sacct_agree_on_finished_tasks() -> None:
 def test_squeue_held_10000_task_array_is_one_line() -> None:
     text = stdout("squeue_held_array")
     assert len(text.splitlines()) == 1
-    started = time.perf_counter()
     rows = parse_squeue(text)
-    seconds = time.perf_counter() - started
     assert [row.task_index for row in rows] == list(range(10_000))
     assert {row.reason for row in rows} == {"JobHeldUser"}
-    assert seconds < 0.25
 
 
 # --------------------------------------------------------------------------- scancel
