@@ -15,12 +15,11 @@ it with ``dd``. Two files instead of 2 x N system-call-heavy entries are what ma
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from portal.flows.base import atomic_write_text, check_config_file_name
+from portal.flows.base import atomic_write_bytes, atomic_write_text, check_config_file_name
 
 CONFIGS_NAME = "task-configs.txt"
 INDEX_NAME = "task-configs.index"
@@ -50,7 +49,7 @@ def write_task_configs(run_dir: Path, name: str, configs: Iterable[tuple[int, st
         lines.append(f"{index} {offset} {len(data)} {name}\n")
         chunks.append(data)
         offset += len(data)
-    _atomic_write_bytes(run_dir / CONFIGS_NAME, b"".join(chunks))
+    atomic_write_bytes(run_dir / CONFIGS_NAME, b"".join(chunks))
     atomic_write_text(run_dir / INDEX_NAME, "".join(lines))
     return len(lines)
 
@@ -73,15 +72,3 @@ def read_task_config(run_dir: Path, index: int) -> StagedConfig | None:
         return StagedConfig(name, data.decode("utf-8"))
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
