@@ -3,7 +3,7 @@
 Setup: two template runs are made by the stand-in flow (a test double; OpenLane 1 and
 OpenLane 2 layouts: logs, resolved config, GDS, metrics). They are copied into ``--size`` task
 folders ``<run>/tasks/<i>/runs/task-NNNN/`` (half OpenLane 1, half OpenLane 2), and each
-metrics file is replaced by REAL recorded data from ../shared/data: OpenLane 1 tasks get the
+metrics file is replaced by REAL recorded data from tests/data/openlane: OpenLane 1 tasks get the
 header and one row of the recorded ``metrics.csv`` files (all three column vintages, every row
 in turn), OpenLane 2 tasks get the recorded ``final/metrics.json`` of ``spm`` verbatim.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmarks.common import (
     EXAMPLE,
-    SHARED_DATA,
+    OPENLANE_DATA,
     STANDIN,
     base_parser,
     emit,
@@ -45,9 +45,9 @@ FLOWS = ("openlane1", "openlane2")
 
 def real_ol1_reports() -> list[str]:
     """Every recorded OpenLane 1 row as a one-row ``metrics.csv`` (its own header)."""
-    files = sorted((SHARED_DATA / "openlane1" / "metrics").glob("*.csv"))
+    files = sorted((OPENLANE_DATA / "openlane1" / "metrics").glob("*.csv"))
     if not files:
-        raise SystemExit(f"no recorded metrics under {SHARED_DATA}")
+        raise SystemExit(f"no recorded metrics under {OPENLANE_DATA}")
     reports = []
     for path in files:
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -83,7 +83,7 @@ def build_tasks(root: Path, size: int) -> list[tuple[str, Path, int]]:
     """``size`` finished task folders; (flow, run dir, index) for each."""
     templates = {flow: template_run(root / "templates", flow) for flow in FLOWS}
     ol1_reports = real_ol1_reports()
-    ol2_metrics = (SHARED_DATA / "openlane2" / "spm_metrics.json").read_bytes()
+    ol2_metrics = (OPENLANE_DATA / "openlane2" / "spm_metrics.json").read_bytes()
     tasks = []
     for index in range(size):
         flow = FLOWS[index % 2]

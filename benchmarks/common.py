@@ -45,7 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 EXAMPLE = REPO_ROOT / "examples" / "counter"
 STANDIN = REPO_ROOT / "tests" / "standin" / "openlane_standin.py"
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: Real recorded OpenLane report files kept in the repository (see its README.md).
+OPENLANE_DATA = REPO_ROOT / "tests" / "data" / "openlane"
 #: Every job a benchmark submits outside the portal carries this name prefix.
 JOB_PREFIX = "olp-bench"
 PASSWORD = "benchmark horse battery"

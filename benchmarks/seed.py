@@ -3,7 +3,7 @@
 The data looks like a busy portal's: several users (the benchmark user owns 90 %), submissions
 in every state, one large RUNNING submission of 10 % of all tasks (the worst submission page),
 the rest spread evenly; finished tasks carry real metrics (parsed from the recorded OpenLane
-runs in ../shared/data), their timing and node. Nothing here talks to Slurm.
+runs in tests/data/openlane), their timing and node. Nothing here talks to Slurm.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from benchmarks.common import SHARED_DATA, add_user
+from benchmarks.common import OPENLANE_DATA, add_user
 
 BATCH = 5000
 #: (submission state, share) for the small submissions.
@@ -53,7 +53,7 @@ def real_metrics() -> list[dict[str, Any]]:
     from portal.flows.reports import parse_openlane1_csv
 
     rows = []
-    for path in sorted((SHARED_DATA / "openlane1" / "metrics").glob("*.csv")):
+    for path in sorted((OPENLANE_DATA / "openlane1" / "metrics").glob("*.csv")):
         rows += [f.to_dict(include_raw=False) for f in parse_openlane1_csv(path)]
     return rows
 

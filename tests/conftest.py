@@ -15,7 +15,7 @@ pytest_plugins = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+OPENLANE_DATA = REPO_ROOT / "tests" / "data" / "openlane"
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +31,8 @@ def slurm_cluster() -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real OpenLane report files and configs shipped beside the repository."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"reference data not found at {SHARED_DATA}", pytrace=False)
-    return SHARED_DATA
+def openlane_data() -> Path:
+    """The real OpenLane report files and configs kept in tests/data/openlane (see its README)."""
+    if not OPENLANE_DATA.is_dir():
+        pytest.fail(f"reference data not found at {OPENLANE_DATA}", pytrace=False)
+    return OPENLANE_DATA

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.conftest import OPENLANE_DATA, REPO_ROOT
 from tests.integration.engine_helpers import STANDIN
 
 PORTAL = [sys.executable, "-m", "portal.cli"]
@@ -105,8 +105,8 @@ def test_cli_sweep_from_git_daemon_to_pareto_results(cli_env, example_repo):
     assert csv_text.splitlines()[0].startswith("index,state,CLOCK_PERIOD,FP_CORE_UTIL")
 
 
-def test_config_check_passes_every_shared_config(cli_env):
-    configs = sorted((SHARED_DATA / "openlane1" / "configs").iterdir())
+def test_config_check_passes_every_reference_config(cli_env):
+    configs = sorted((OPENLANE_DATA / "openlane1" / "configs").iterdir())
     assert len(configs) >= 14
     for config in configs:
         run = portal(cli_env, "config", "check", str(config), "--json", check=False)
@@ -115,7 +115,7 @@ def test_config_check_passes_every_shared_config(cli_env):
 
 
 def test_reports_parse_gives_one_record_per_csv_row(cli_env):
-    for csv_file in sorted((SHARED_DATA / "openlane1" / "metrics").glob("*.csv")):
+    for csv_file in sorted((OPENLANE_DATA / "openlane1" / "metrics").glob("*.csv")):
         rows = len(csv_file.read_text().splitlines()) - 1
         records = json.loads(portal(cli_env, "reports", "parse", str(csv_file), "--json").stdout)
         assert len(records) == rows
@@ -124,7 +124,7 @@ def test_reports_parse_gives_one_record_per_csv_row(cli_env):
             cli_env,
             "reports",
             "parse",
-            str(SHARED_DATA / "openlane2" / "spm_metrics.json"),
+            str(OPENLANE_DATA / "openlane2" / "spm_metrics.json"),
             "--json",
         ).stdout
     )

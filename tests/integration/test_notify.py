@@ -2,7 +2,7 @@
 
 Every test runs on SQLite and on a throwaway PostgreSQL server. The SMTP server is aiosmtpd on
 loopback (``tests/fixtures/smtp.py``); "SMTP down" means its port really refuses connections.
-Metrics are the real OpenLane 2 ``spm`` run from ``shared/data`` and hand-picked variations of
+Metrics are the real OpenLane 2 ``spm`` run in ``tests/data/openlane`` and hand-picked variations of
 it (the Pareto front is worked out by hand in :func:`make_sweep`).
 """
 
@@ -89,8 +89,8 @@ def app(settings):
 
 
 @pytest.fixture(scope="module")
-def spm(shared_data):
-    return parse_openlane2_json(shared_data / "openlane2" / "spm_metrics.json").to_dict(
+def spm(openlane_data):
+    return parse_openlane2_json(openlane_data / "openlane2" / "spm_metrics.json").to_dict(
         include_raw=False
     )
 

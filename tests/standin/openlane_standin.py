@@ -3,7 +3,7 @@
 
 It accepts the command lines the portal's flow adapters generate, reads the per-task config,
 prints OpenLane-like progress, and writes the run layout OpenLane would write, with metrics
-taken from REAL recorded OpenLane runs (``<repo>/../shared/data``) and varied deterministically
+taken from REAL recorded OpenLane runs (``<repo>/tests/data/openlane``) and varied deterministically
 by the sweep point's parameters (tighter clock -> more area/power and less slack; higher
 FP_CORE_UTIL -> smaller die; higher PL_TARGET_DENSITY -> shorter wires). No synthesis, placement
 or routing happens; the GDS is a few rectangles sized like the die.
@@ -379,10 +379,12 @@ def read_config(inv: Invocation) -> dict:
 
 
 def data_dir() -> Path:
+    """``OPENLANE_STANDIN_DATA``, else ``<repo>/tests/data/openlane`` beside this script."""
     explicit = os.environ.get("OPENLANE_STANDIN_DATA")
     if explicit:
         return Path(explicit)
-    return Path(os.path.realpath(__file__)).parents[2].parent / "shared" / "data"
+    # <repo>/tests/standin/openlane_standin.py -> <repo>/tests/data/openlane
+    return Path(os.path.realpath(__file__)).parents[1] / "data" / "openlane"
 
 
 def number(value: object, default: float) -> float:

@@ -1,4 +1,4 @@
-"""Design-config reading and checking on the real OpenLane configs in ../shared/data."""
+"""Design-config reading and checking on the real OpenLane configs in tests/data/openlane."""
 
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ from portal.flows.designconfig import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = REPO_ROOT / "tests" / "data" / "openlane"
 CONFIGS = DATA / "openlane1" / "configs"
 ALL_CONFIGS = sorted(p.name for p in CONFIGS.iterdir() if p.suffix in (".json", ".tcl"))
 
 
-def test_the_shared_configs_are_there():
+def test_the_reference_configs_are_there():
     assert len(ALL_CONFIGS) == 14
     assert "xtea.tcl" in ALL_CONFIGS
 
 
 @pytest.mark.parametrize("name", ALL_CONFIGS)
 @pytest.mark.parametrize("flow", ["openlane1", "openlane2", "librelane"])
-def test_every_shared_config_passes_the_checker(name, flow):
+def test_every_reference_config_passes_the_checker(name, flow):
     report = check_config(CONFIGS / name, flow=flow)
     assert report.errors == []
     assert report.ok
@@ -39,7 +39,7 @@ def test_every_shared_config_passes_the_checker(name, flow):
 
 
 @pytest.mark.parametrize("name", ALL_CONFIGS)
-def test_every_variable_of_the_shared_configs_is_classified(name):
+def test_every_variable_of_the_reference_configs_is_classified(name):
     report = check_config(CONFIGS / name)
     design = read_design_config(CONFIGS / name)
     names = {n for n, _ in design.names}

@@ -12,7 +12,7 @@ from portal.dse import best_per_objective, pareto_front, parse_objectives
 from portal.flows.reports import parse_openlane1_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-METRICS_DIR = REPO_ROOT.parent / "shared" / "data" / "openlane1" / "metrics"
+METRICS_DIR = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "metrics"
 CURRENT = METRICS_DIR / "2024-07_sky130_fd_sc_hd.csv"
 
 

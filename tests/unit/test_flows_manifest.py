@@ -13,7 +13,7 @@ from portal.flows.openlane1 import OpenLane1
 from portal.flows.openlane2 import OpenLane2
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = REPO_ROOT.parent / "shared" / "data" / "openlane1" / "configs"
+CONFIGS = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "configs"
 
 FULL = """\
 version: 1

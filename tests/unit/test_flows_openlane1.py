@@ -20,7 +20,7 @@ from portal.flows.openlane1 import OpenLane1, tcl_value
 from portal.shell import ShellVar, shjoin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = REPO_ROOT.parent / "shared" / "data" / "openlane1" / "configs"
+CONFIGS = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "configs"
 TCLSH = "/usr/bin/tclsh"
 FLOW = OpenLane1()
 SETTINGS = {
@@ -33,7 +33,7 @@ SETTINGS = {
 
 
 def make_repo(root: Path, config: str, *, folder: str = "designs/spm", name: str = "") -> Path:
-    """A checked-out repository holding one real shared config (and its source files)."""
+    """A checked-out repository holding one real reference config (and its source files)."""
     design = root / folder
     (design / "src").mkdir(parents=True)
     stem = Path(config).stem

@@ -18,7 +18,7 @@ from portal.flows.registry import UnknownFlow, flow_names, get_flow
 from portal.shell import ShellVar, shjoin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = REPO_ROOT.parent / "shared" / "data" / "openlane1" / "configs"
+CONFIGS = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "configs"
 FLOW = OpenLane2()
 SETTINGS = {
     "OPENLANE2_IMAGE": "/apps/openlane/openlane2.sif",

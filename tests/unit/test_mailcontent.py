@@ -1,6 +1,6 @@
 """Email content: subjects, the results table with Pareto marks, log tails, escaping, thumbnails.
 
-Metrics are real: the OpenLane 2 ``spm`` run from ``shared/data`` (and variations of it with
+Metrics are real: the OpenLane 2 ``spm`` run in ``tests/data/openlane`` (and variations of it with
 hand-picked area / power / WNS so the Pareto front can be worked out by hand), and OpenLane 1
 benchmark rows for the case where power was not measured.
 """
@@ -41,8 +41,8 @@ T0 = datetime(2024, 7, 1, 12, 0, 0)
 
 
 @pytest.fixture(scope="module")
-def spm(shared_data):
-    return parse_openlane2_json(shared_data / "openlane2" / "spm_metrics.json").to_dict(
+def spm(openlane_data):
+    return parse_openlane2_json(openlane_data / "openlane2" / "spm_metrics.json").to_dict(
         include_raw=False
     )
 
@@ -252,9 +252,9 @@ def test_at_most_fifty_rows_and_marked_rows_are_kept(spm):
     )
 
 
-def test_objectives_without_data_are_left_out(shared_data):
+def test_objectives_without_data_are_left_out(openlane_data):
     """OpenLane 1 benchmark rows have no power: the front is over area and WNS only."""
-    rows = parse_openlane1_csv(shared_data / "openlane1/metrics/2024-07_sky130_fd_sc_hd.csv")
+    rows = parse_openlane1_csv(openlane_data / "openlane1/metrics/2024-07_sky130_fd_sc_hd.csv")
     by_design = {r.design: r for r in rows}
     picked = [by_design[d] for d in ("spm", "gcd", "inverter", "usb")]
     assert all(p.power_total_w is None for p in picked)

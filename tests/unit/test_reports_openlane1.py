@@ -16,7 +16,7 @@ from portal.flows.reports import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = REPO_ROOT / "tests" / "data" / "openlane"
 METRICS_DIR = DATA / "openlane1" / "metrics"
 CSV_FILES = sorted(METRICS_DIR.glob("*.csv"))
 CURRENT = METRICS_DIR / "2024-07_sky130_fd_sc_hd.csv"

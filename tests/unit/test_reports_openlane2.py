@@ -9,7 +9,7 @@ import pytest
 from portal.flows.reports import parse_openlane2_json, parse_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPM_METRICS = REPO_ROOT.parent / "shared" / "data" / "openlane2" / "spm_metrics.json"
+SPM_METRICS = REPO_ROOT / "tests" / "data" / "openlane" / "openlane2" / "spm_metrics.json"
 METRICS: dict = json.loads(SPM_METRICS.read_text())
 
 # The nine STA corners of the run, with the raw per-corner values read from the file.

@@ -16,7 +16,7 @@ from portal.flows.reports import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = REPO_ROOT / "tests" / "data" / "openlane"
 CURRENT = DATA / "openlane1" / "metrics" / "2024-07_sky130_fd_sc_hd.csv"
 OLD_2021 = DATA / "openlane1" / "metrics" / "2021-08_sky130_fd_sc_hdll.csv"
 SPM_METRICS = DATA / "openlane2" / "spm_metrics.json"

@@ -21,7 +21,7 @@ from portal.flows.reports import parse_run_dir
 from portal.shell import shjoin, shquote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = REPO_ROOT / "tests" / "data" / "openlane"
 CONFIGS = DATA / "openlane1" / "configs"
 OL1_SOURCE = DATA / "openlane1" / "metrics" / "2024-07_sky130_fd_sc_hd.csv"
 OL2_SOURCE = DATA / "openlane2" / "spm_metrics.json"
