@@ -54,6 +54,7 @@ FIELDS: dict[str, FieldSpec] = dict(
         _spec("flow_status", "Flow status", None, str),
         _spec("die_area_um2", "Die area", "µm²", float, "min"),
         _spec("core_area_um2", "Core area", "µm²", float, "min"),
+        _spec("cell_area_um2", "Standard-cell area", "µm²", float, "min"),
         _spec("cell_count_synth", "Cells after synthesis", "cells", int, "min"),
         _spec("cell_count_final", "Cells in final layout", "cells", int, "min"),
         _spec("utilization_pct", "Core utilization", "%", float),
@@ -90,6 +91,8 @@ ALIASES: dict[str, str] = {
     "area": "die_area_um2",
     "die_area": "die_area_um2",
     "core_area": "core_area_um2",
+    "cell_area": "cell_area_um2",
+    "stdcell_area": "cell_area_um2",
     "cells": "cell_count_final",
     "cell_count": "cell_count_final",
     "synth_cells": "cell_count_synth",
@@ -148,6 +151,7 @@ class DesignFeatures:
     flow_status: str | None = None
     die_area_um2: float | None = None
     core_area_um2: float | None = None
+    cell_area_um2: float | None = None
     cell_count_synth: int | None = None
     cell_count_final: int | None = None
     utilization_pct: float | None = None
@@ -174,6 +178,9 @@ class DesignFeatures:
     antenna_violating_pins: int | None = None
     runtime_seconds: float | None = None
     peak_memory_mb: float | None = None
+    #: The flow's own error messages when it failed (LibreLane/OpenLane 2 ``error.log`` and the
+    #: tools' ``%Error``/``ERROR:`` lines), paths shown relative to the run folder.
+    errors: list[str] = field(default_factory=list)
     #: Flow parameters the report itself carries (OpenLane 1 config columns), as raw strings.
     params: dict[str, str] = field(default_factory=dict)
     #: The whole original record (CSV row as strings, or the metrics JSON object).
@@ -201,6 +208,7 @@ class DesignFeatures:
             value = values.get(name)
             if value is not None and spec.kind is int and isinstance(value, float):
                 values[name] = int(value) if math.isfinite(value) else None
+        values["errors"] = [str(e) for e in values.get("errors") or []]
         values["params"] = dict(values.get("params") or {})
         values["raw"] = dict(values.get("raw") or {})
         return cls(**values)

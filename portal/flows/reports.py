@@ -17,8 +17,12 @@ Column / key mapping, as ``field (unit): OpenLane 1 column | OpenLane 2 key``:
 * flow_status: ``flow_status`` | see :func:`parse_run_dir`
 * die_area_um2 (µm²): ``DIEAREA_mm^2`` x 1e6 | ``design__die__area``
 * core_area_um2 (µm²): ``CoreArea_um^2`` | ``design__core__area``
-* cell_count_synth: ``synth_cell_count`` or ``cell_count`` (yosys "Number of cells") | --
-* cell_count_final: ``TotalCells`` (final DEF components) | ``design__instance__count``
+* cell_area_um2 (µm²): -- | ``design__instance__area__stdcell``, else ``design__instance__area``
+* cell_count_synth: ``synth_cell_count`` or ``cell_count`` (yosys "Number of cells") |
+  ``design__instance__count`` when no floorplan ran (no die or core area: a flow cut after
+  synthesis)
+* cell_count_final: ``TotalCells`` (final DEF components) | ``design__instance__count__stdcell``,
+  else ``design__instance__count``, when a floorplan ran
 * utilization_pct (%): ``Final_Util``, else ``OpenDP_Util`` | ``design__instance__utilization``
   x 100
 * setup_ws_ns: -- | ``timing__setup__ws``; hold_ws/wns/tns_ns: -- | ``timing__hold__*``
@@ -57,6 +61,9 @@ Decisions worth knowing:
 * ``params`` holds the OpenLane 1 config columns (upper-case names) as written. OpenLane 1 writes
   the header sorted but the values in config order, so they can be misaligned; the portal's own
   sweep record is the authority on parameters.
+* Nothing that is not a finite number becomes one: ``?`` (what LibreLane's STA steps print
+  when OpenSTA cannot answer), empty values, infinities and OpenSTA's 1e30 "no path" slack
+  read as None; a negative area, power, wirelength or count reads as None.
 * OpenLane 2: a design-level key wins; without it the worst value over ``__corner:`` variants is
   taken (minimum for slacks and TNS, maximum for counts and power), and for ``__iter:`` variants
   the value of the last iteration.
@@ -156,8 +163,13 @@ def normalize_flow_status(text: str | None) -> str:
 # --------------------------------------------------------------------------- numbers
 
 
+#: OpenSTA's "no constrained path" slack is 1e30 (s or ns): never a measurement.
+_NO_PATH = 1e29
+
+
 def _float(value: Any) -> float | None:
-    """A finite float, or None for empty / non-numeric / infinite values."""
+    """A finite float, or None for empty / non-numeric (``?``) / infinite values and OpenSTA's
+    1e30 "no path" marker."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -167,7 +179,7 @@ def _float(value: Any) -> float | None:
             number = float(str(value).strip())
         except ValueError:
             return None
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and abs(number) < _NO_PATH else None
 
 
 def _ol1(value: Any) -> float | None:
@@ -380,7 +392,8 @@ def parse_openlane1_csv(source: PathOrText) -> list[DesignFeatures]:
 _OL2_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "die_area_um2": (("design__die__area",), "max"),
     "core_area_um2": (("design__core__area",), "max"),
-    "cell_count_final": (("design__instance__count",), "max"),
+    "cell_area_um2": (("design__instance__area__stdcell", "design__instance__area"), "max"),
+    "cell_count_final": (("design__instance__count__stdcell", "design__instance__count"), "max"),
     "utilization_pct": (("design__instance__utilization",), "max"),
     "setup_ws_ns": (("timing__setup__ws",), "min"),
     "setup_wns_ns": (("timing__setup__wns",), "min"),
@@ -401,6 +414,20 @@ _OL2_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "antenna_violating_nets": (("antenna__violating__nets",), "max"),
     "antenna_violating_pins": (("antenna__violating__pins",), "max"),
 }
+#: Fields that are never negative: a negative value is a "not measured" marker, not a number.
+_OL2_NONNEGATIVE_FIELDS = frozenset(
+    {
+        "die_area_um2",
+        "core_area_um2",
+        "cell_area_um2",
+        "utilization_pct",
+        "power_total_w",
+        "power_internal_w",
+        "power_switching_w",
+        "power_leakage_w",
+        "wirelength_um",
+    }
+)
 _OL2_INT_FIELDS = frozenset(
     {
         "cell_count_final",
@@ -498,7 +525,14 @@ def parse_openlane2_json(
     values: dict[str, Any] = {}
     for name, (keys, worst) in _OL2_KEYS.items():
         value = lookup.get(keys, worst)
-        values[name] = _count(value) if name in _OL2_INT_FIELDS else value
+        if name in _OL2_INT_FIELDS:
+            value = _count(value)
+        elif name in _OL2_NONNEGATIVE_FIELDS:
+            value = _nonneg(value)
+        values[name] = value
+    if values["die_area_um2"] is None and values["core_area_um2"] is None:
+        # No floorplan ran (a flow cut after synthesis): the instance count is synthesis's.
+        values["cell_count_synth"], values["cell_count_final"] = values["cell_count_final"], None
     if values["utilization_pct"] is not None:
         values["utilization_pct"] *= 100.0
     config = config or {}
@@ -661,6 +695,44 @@ def _read_json(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+#: Tool error lines worth showing from a failed step's logs (Verilator, Yosys, OpenROAD/STA).
+_TOOL_ERROR = re.compile(r"^(%Error\b|ERROR:|\[ERROR)")
+MAX_ERROR_LINES = 20
+_MAX_STEP_LOG_BYTES = 1 << 20
+
+
+def run_errors(run_dir: str | os.PathLike[str]) -> list[str]:
+    """The error messages of a failed OpenLane 2 / LibreLane run: ``error.log``'s lines, then
+    the tool error lines (``%Error``, ``ERROR:``) of the step folders' logs, last step first;
+    at most :data:`MAX_ERROR_LINES`, duplicates dropped."""
+    base = os.fspath(run_dir)
+    found: list[str] = []
+    tail = _read_tail(os.path.join(base, "error.log"))
+    if tail:
+        found += [line.strip() for line in tail.splitlines() if line.strip()]
+    steps = sorted(
+        (e for e in _scandir(base) if e.is_dir() and e.name[:1].isdigit()),
+        key=lambda e: int(e.name.split("-", 1)[0]) if e.name.split("-", 1)[0].isdigit() else -1,
+    )
+    for step in reversed(steps):
+        if len(found) >= MAX_ERROR_LINES:
+            break
+        for entry in sorted(_scandir(step.path), key=lambda e: e.name):
+            if not entry.name.endswith(".log") or entry.stat().st_size > _MAX_STEP_LOG_BYTES:
+                continue
+            with open(entry.path, encoding="utf-8", errors="replace") as handle:
+                found += [line.strip() for line in handle if _TOOL_ERROR.match(line)]
+    unique = list(dict.fromkeys(found))
+    return unique[:MAX_ERROR_LINES]
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(path))
+    except OSError:
+        return []
+
+
 def _openlane2_run(run_dir: str, step_runtimes: bool) -> DesignFeatures:
     config = _read_json(os.path.join(run_dir, "resolved.json"))
     metrics_path = os.path.join(run_dir, *_OL2_METRICS)
@@ -675,9 +747,15 @@ def _openlane2_run(run_dir: str, step_runtimes: bool) -> DesignFeatures:
     elif os.path.isfile(metrics_path):
         features.flow_status = "completed"  # final/ is only written after the last step
     else:
-        features.flow_status = _status_from_logs(run_dir, ("flow.log", "error.log"))
+        errors = os.path.join(run_dir, "error.log")  # LibreLane logs every ERROR there
+        failed = os.path.isfile(errors) and os.path.getsize(errors) > 0
+        features.flow_status = (
+            "failed" if failed else _status_from_logs(run_dir, ("flow.log", "error.log"))
+        )
     if features.runtime_seconds is None and step_runtimes:
         features.runtime_seconds = _ol2_step_runtime(run_dir)
+    if features.flow_status != "completed":
+        features.errors = run_errors(run_dir)
     return features
 
 
@@ -723,8 +801,10 @@ def parse_run_dir(path: PathOrText, *, step_runtimes: bool = False) -> DesignFea
     status. ``flow_status``: OpenLane 1 takes the metrics' ``flow_status``, else the concluded
     ``runtime.yaml``, else the verdict at the end of ``openlane.log``. OpenLane 2 takes a
     ``runtime.yaml`` when one exists, else ``completed`` when ``final/metrics.json`` exists
-    (OpenLane 2 writes ``final/`` only after the last step), else the verdict at the end of
-    ``flow.log``/``error.log`` ("Flow complete" vs an ERROR/"Flow failed"/traceback line);
+    (OpenLane 2 writes ``final/`` only after the last step), else ``failed`` when
+    ``error.log`` is not empty (LibreLane logs every ERROR there; ``errors`` then holds them,
+    see :func:`run_errors`), else the verdict at the end of ``flow.log``/``error.log``
+    ("Flow complete" vs an ERROR/"Flow failed"/traceback line);
     ``unknown`` when nothing tells.
 
     Runtime: OpenLane 1 ``total_runtime`` (else ``runtime.yaml``); OpenLane 2 ``runtime.yaml``
