@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "OPENLANE1_EXECUTABLE": "flow.tcl",
     "OPENLANE2_EXECUTABLE": "openlane",
     "LIBRELANE_EXECUTABLE": "librelane",
+    "LIBRELANE_STEPS": None,
+    "LIBRELANE_YOSYS": None,
+    "LIBRELANE_STA": None,
     "OPENLANE1_IGNORE_MISMATCHES": False,
     # Policy
     "MAX_SWEEP_POINTS": 10000,
@@ -131,7 +134,18 @@ DOCS: dict[str, str] = {
     "in demos and tests); the UI says so plainly.",
     "OPENLANE1_EXECUTABLE": "OpenLane 1's entry point inside its image.",
     "OPENLANE2_EXECUTABLE": "OpenLane 2's entry point inside its image.",
-    "LIBRELANE_EXECUTABLE": "LibreLane's entry point inside its image.",
+    "LIBRELANE_EXECUTABLE": "LibreLane's entry point inside its image (with "
+    "CONTAINER_RUNTIME=native: the librelane program on the compute nodes, e.g. "
+    "/apps/librelane/bin/librelane from the librelane role).",
+    "LIBRELANE_STEPS": "The LibreLane steps this cluster can run: empty for all of them; "
+    "'synthesis' where OpenROAD is missing (lint, Yosys synthesis, then pre-layout timing and "
+    "power with a stand-alone OpenSTA); or a list of step ids. Every task's meta.flow is cut "
+    "to them, and the form, the submission page and the email say so.",
+    "LIBRELANE_YOSYS": "The yosys program LibreLane runs as 'yosys -y script.py' (exported as "
+    "_LLN_OVERRIDE_YOSYS): the yosys-pyosys wrapper where Yosys is the pyosys wheel; empty "
+    "for LibreLane's default.",
+    "LIBRELANE_STA": "The stand-alone OpenSTA program of the Portal.PrePnRSTA step (exported "
+    "as PORTAL_STA); empty for 'sta' on PATH.",
     "OPENLANE1_IGNORE_MISMATCHES": "Pass -ignore_mismatches to flow.tcl (tool version checks).",
     "MAX_SWEEP_POINTS": "Largest sweep accepted.",
     "APPROVAL_CORE_HOURS": "Submissions costing more core-hours wait for an admin.",

@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from shutil import which
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from portal.shell import ShellVar, Word
@@ -357,22 +358,84 @@ class Flow(ABC):
     design_link: ClassVar[str | None] = None
 
     @abstractmethod
-    def task_config_text(self, design: DesignConfig, params: Mapping[str, object]) -> str:
-        """The configuration file of one sweep point (named :meth:`task_config_name`)."""
+    def task_config_text(
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        *,
+        steps: Sequence[str] | None = None,
+    ) -> str:
+        """The configuration file of one sweep point (named :meth:`task_config_name`).
+
+        ``steps`` (from :meth:`task_steps`) replaces the flow's step list; None keeps it.
+        """
 
     def write_task_config(
-        self, design: DesignConfig, params: Mapping[str, object], task_dir: Path
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        task_dir: Path,
+        *,
+        steps: Sequence[str] | None = None,
     ) -> Path:
         """Write one sweep point's config (and :attr:`design_link`) into ``task_dir``, as an
         array task does from the run's packed configs; return the config's path."""
         task_dir = Path(task_dir)
-        text = self.task_config_text(design, params)
+        text = self.task_config_text(design, params, steps=steps)
         task_dir.mkdir(parents=True, exist_ok=True)
         if self.design_link:
             link_design(design.design_dir, task_dir, self.design_link)
         target = task_dir / self.task_config_name(design)
         atomic_write_text(target, text)
         return target
+
+    # -- what this site runs -----------------------------------------------------------------
+    def site_steps(self, settings: Mapping[str, object]) -> tuple[str, ...] | None:
+        """The flow steps this site can run; None means all of them (the default)."""
+        return None
+
+    def task_steps(
+        self, design: DesignConfig, settings: Mapping[str, object]
+    ) -> tuple[str, ...] | None:
+        """The step list every task config of ``design`` gets; None keeps the design's flow.
+
+        Raises :class:`UnsupportedConfig` when the design asks for a step the site cannot run.
+        """
+        return None
+
+    def check_site(
+        self, settings: Mapping[str, object], design: DesignConfig | None = None
+    ) -> None:
+        """Refuse (:class:`FlowError`, one sentence) a site that cannot run this flow at all:
+        no PDK under PDK_ROOT, or a native flow executable that is not there."""
+        if setting(settings, "FLOW_EXECUTABLE_OVERRIDE"):
+            return  # the stand-in needs neither
+        env = self.flow_env(settings, design)
+        if not (Path(env["PDK_ROOT"]) / env["PDK"]).is_dir():
+            raise FlowError(
+                f"this cluster has no {env['PDK']} PDK under its PDK root ({env['PDK_ROOT']}): "
+                "an admin must install it or set PDK_ROOT; nothing was submitted"
+            )
+        if self.runtime(settings) == "native":
+            program = self.flow_executable(settings)
+            found = os.access(program, os.X_OK) if os.path.isabs(program) else which(program)
+            if not found:
+                raise FlowError(
+                    f"{self.title} is not installed on this cluster ({program} not found): "
+                    "an admin must install it or set "
+                    f"{self.executable_setting}; nothing was submitted"
+                )
+
+    def task_env(self, settings: Mapping[str, object]) -> dict[str, str]:
+        """Variables the array script exports before the flow runs (see :meth:`runtime_env`)."""
+        return {}
+
+    def runtime_env(self, settings: Mapping[str, object], env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` as the runtime passes it on: ``APPTAINERENV_<name>`` (or
+        ``SINGULARITYENV_``) into a ``--cleanenv`` container, as is for native runs."""
+        chosen = self.runtime(settings)
+        prefix = "" if chosen == "native" else f"{chosen.upper()}ENV_"
+        return {prefix + key: value for key, value in env.items()}
 
     # -- command line ----------------------------------------------------------------------
     def flow_executable(self, settings: Mapping[str, object]) -> str:

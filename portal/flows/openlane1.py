@@ -31,7 +31,7 @@ Per-task configuration (written into ``tasks/<i>/`` before submission):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from portal.flows.base import (
     DesignConfig,
     Flow,
     ParamValue,
+    UnsupportedConfig,
     check_config_file_name,
     check_params,
     require_usable,
@@ -64,8 +65,19 @@ class OpenLane1(Flow):
     def task_config_name(self, design: DesignConfig) -> str:
         return "config.tcl" if design.kind == "tcl" else "config.json"
 
-    def task_config_text(self, design: DesignConfig, params: Mapping[str, object]) -> str:
-        """``config.json`` or ``config.tcl`` for one sweep point (see module docstring)."""
+    def task_config_text(
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        *,
+        steps: Sequence[str] | None = None,
+    ) -> str:
+        """``config.json`` or ``config.tcl`` for one sweep point (see module docstring).
+
+        OpenLane 1 has no step list: ``steps`` must be None.
+        """
+        if steps is not None:
+            raise UnsupportedConfig(f"{self.title} cannot run a chosen list of steps")
         checked = check_params(params)
         require_usable(design, self.title, self.supported_kinds)
         if design.kind == "tcl":

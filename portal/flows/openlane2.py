@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,17 @@ class OpenLane2(Flow):
     def task_config_name(self, design: DesignConfig) -> str:
         return "config.json"
 
-    def task_config_text(self, design: DesignConfig, params: Mapping[str, object]) -> str:
-        """``config.json`` for one sweep point; its paths go through the ``design`` link."""
+    def task_config_text(
+        self,
+        design: DesignConfig,
+        params: Mapping[str, object],
+        *,
+        steps: Sequence[str] | None = None,
+    ) -> str:
+        """``config.json`` for one sweep point; its paths go through the ``design`` link.
+
+        ``steps`` becomes ``meta.flow`` (the design's other ``meta`` keys are kept).
+        """
         if design.kind == "tcl":
             raise UnsupportedConfig(
                 f"{self.title}: Tcl design configs are deprecated upstream and not supported "
@@ -146,6 +155,10 @@ class OpenLane2(Flow):
         )
         if design.kind == "yaml" and "meta" not in document:
             document = {"meta": {"version": 2}, **document}
+        if steps is not None:
+            meta = document.get("meta")
+            meta = dict(meta) if isinstance(meta, Mapping) else {}
+            document = {"meta": {**meta, "flow": list(steps)}, **document}
         return json.dumps(document, indent=4) + "\n"
 
     def command_words(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from portal.flows.base import Flow, FlowError
-from portal.flows.librelane import LibreLane
+from portal.flows.librelane import LibreLane, describe_steps
 from portal.flows.openlane1 import OpenLane1
 from portal.flows.openlane2 import OpenLane2
 
@@ -31,3 +33,19 @@ def get_flow(name: str | None = None) -> Flow:
         return FLOW_CLASSES[key]()
     except KeyError:
         raise UnknownFlow(f"unknown flow {key!r} (known: {', '.join(FLOW_CLASSES)})") from None
+
+
+def site_notes(settings: Mapping[str, object]) -> dict[str, str]:
+    """Flow title -> what it does on this site, for each flow cut to fewer steps than its own
+    (``{"LibreLane": "stops after synthesis on this cluster, ..."}``); a bad steps setting is
+    left to the submit check, which names it."""
+    notes = {}
+    for cls in FLOW_CLASSES.values():
+        flow = cls()
+        try:
+            text = describe_steps(flow.site_steps(settings))
+        except FlowError:
+            continue
+        if text:
+            notes[flow.title] = text
+    return notes
