@@ -17,7 +17,9 @@ from portal.flows.features import (
 
 def test_catalog_covers_exactly_the_record_fields():
     record_fields = [f.name for f in dataclasses.fields(DesignFeatures)]
-    assert list(FIELDS) == [n for n in record_fields if n not in ("errors", "params", "raw", "source")]
+    assert list(FIELDS) == [
+        n for n in record_fields if n not in ("errors", "params", "raw", "source")
+    ]
     for name, spec in FIELDS.items():
         assert spec.name == name and spec.label
         assert spec.better in (None, "min", "max")
