@@ -26,11 +26,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     from portal import models  # noqa: F401  (register the tables)
+    from portal.flows.registry import site_notes
     from portal.notify import init_mail
     from portal.web import init_web
 
     init_mail(app)
     init_web(app)
+    for title, note in site_notes(app.config).items():
+        app.logger.info("%s %s (setting LIBRELANE_STEPS)", title, note)
     if app.config.get("FLOW_EXECUTABLE_OVERRIDE"):
         app.logger.warning(
             "FLOW_EXECUTABLE_OVERRIDE=%s: flows run this executable (the stand-in test double "

@@ -27,4 +27,8 @@ def collect_task_metrics(flow_name: str, run_dir: str | Path, index: int) -> dic
     except (OSError, ValueError) as exc:
         log.warning("could not read the reports of %s: %s", run, exc)
         return None
-    return features.to_dict(include_raw=False) if features is not None else None
+    if features is None:
+        return None
+    prefix = f"{Path(run_dir)}/"
+    features.errors = [line.replace(prefix, "") for line in features.errors]
+    return features.to_dict(include_raw=False)

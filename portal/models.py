@@ -115,6 +115,8 @@ class Submission(db.Model):
     cost_core_hours: Mapped[float] = mapped_column(default=0.0)
     run_dir: Mapped[str | None] = mapped_column(String(1000))
     error: Mapped[str | None] = mapped_column(Text)
+    #: what the tasks run when it is less than the whole real flow (a cut flow, the stand-in)
+    flow_note: Mapped[str | None] = mapped_column(Text)
     notify: Mapped[bool] = mapped_column(default=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

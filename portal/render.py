@@ -205,6 +205,8 @@ class ArrayScript:
     max_array_size: int | None = None
     config_name: str = "config.json"
     design_link: str | None = None
+    #: one line saying what runs when it is less than the whole real flow (see run_note)
+    note: str | None = None
 
     @property
     def log_dir(self) -> str:
@@ -330,6 +332,8 @@ def _check_array(ctx: ArrayScript) -> None:
 
 def validate_array_script(ctx: ArrayScript) -> None:
     """Raise RenderError unless every value can be rendered safely."""
+    if ctx.note is not None and any(c in ctx.note for c in "\r\n\x00"):
+        raise RenderError("note must be one line")
     _check_name("submission_uuid", ctx.submission_uuid, _UUID_RE)
     _check_name("job_name", ctx.job_name, _JOB_NAME_RE)
     if ctx.submission_uuid not in ctx.job_name:

@@ -68,6 +68,7 @@ def submission_dict(
         "commit": submission.commit,
         "design_path": submission.design_path,
         "flow": submission.flow,
+        "flow_note": submission.flow_note,
         "params": submission.base_params or {},
         "sweep": submission.sweep_spec,
         "resources": submission.resources or {},
@@ -116,6 +117,8 @@ def submission_text(data: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]] 
         f"  flow {data['flow']}, {data['n_tasks']} task(s), jobs "
         f"{', '.join(data.get('job_ids') or []) or '-'}",
     ]
+    if data.get("flow_note"):
+        lines.append(f"  note: {data['flow_note']}")
     if data.get("error"):
         lines.append(f"  error: {data['error']}")
     if data.get("decision_reason"):

@@ -32,6 +32,7 @@ from portal import policy
 from portal.catalog import ParameterError, load_catalog
 from portal.extensions import db
 from portal.flows.base import Flow, FlowError
+from portal.flows.librelane import describe_steps
 from portal.flows.registry import get_flow
 from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
 from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
@@ -116,6 +117,8 @@ def plan_submission(
         raise SubmissionError(str(exc)) from None
     try:
         flow = get_flow(request.flow)
+        flow.check_site(settings)
+        flow.site_steps(settings)
     except (KeyError, FlowError) as exc:
         raise SubmissionError(str(exc).strip("'\"")) from None
     catalog = load_catalog()
@@ -258,6 +261,17 @@ def _default_name(plan: Plan) -> str:
     )
 
 
+def run_note(flow: Flow, settings: Mapping[str, Any], steps: Sequence[str] | None) -> str | None:
+    """What a submission's tasks run, when it is less than the real, whole flow: the stand-in
+    test double, or a flow cut to this site's steps (:func:`describe_steps`)."""
+    standin = settings.get("FLOW_EXECUTABLE_OVERRIDE")
+    if standin:
+        name = str(standin).rstrip("/").rsplit("/", 1)[-1]
+        return f"the stand-in flow {name} (a test double, not {flow.title}) ran"
+    note = describe_steps(steps)
+    return f"{flow.title} {note}" if note else None
+
+
 def run_dir_of(submission: Submission, settings: Mapping[str, Any]) -> Path:
     """``<RUN_ROOT>/<uuid>``."""
     return Path(settings["RUN_ROOT"]) / submission.uuid
@@ -370,6 +384,9 @@ def stage(
     if design.errors:
         problems = "; ".join(f"line {line}: {msg}" if line else msg for line, msg in design.errors)
         raise SubmissionError(f"the design config {design.path.name} has errors: {problems}")
+    flow.check_site(settings, design)
+    steps = flow.task_steps(design, settings)
+    submission.flow_note = run_note(flow, settings, steps)
     report("writing task configs", None)
     (run_dir / "logs").mkdir(exist_ok=True)
     (run_dir / "tasks").mkdir(exist_ok=True)
@@ -380,7 +397,7 @@ def stage(
         run_dir,
         flow.task_config_name(design),
         (
-            (task.index, flow.task_config_text(design, {**beneath, **task.params}))
+            (task.index, flow.task_config_text(design, {**beneath, **task.params}, steps=steps))
             for task in submission.tasks
         ),
     )
@@ -442,6 +459,7 @@ def render_scripts(
         array_indices=list(task_indices),
         flow_words=flow.command_words(settings, design, flow.task_config_name(design)),
         container_words=flow.container_words(settings, design=design),
+        env=flow.task_env(settings),
         throttle=res.throttle,
         cpus_per_task=res.cpus,
         mem_mb=res.mem_mb,
@@ -453,6 +471,7 @@ def render_scripts(
         flow_name=flow.name,
         config_name=flow.task_config_name(design),
         design_link=flow.design_link,
+        note=run_note(flow, settings, flow.task_steps(design, settings)),
     )
     chunks = chunk_scripts(ctx, max_array_size)
     stem = "job" if round_number == 0 else f"resubmit-{round_number}"
@@ -497,6 +516,7 @@ def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
             design = plan.flow.find_design(
                 checkout, plan.design_path, pdk_root=str(settings["PDK_ROOT"])
             )
+            plan.flow.task_steps(design, settings)
         except (StagingError, FlowError) as exc:
             raise SubmissionError(str(exc)) from None
         draft = Submission(uuid=plan.uuid, resources=asdict(plan.resources))

@@ -517,6 +517,11 @@ def component_schemas() -> dict[str, Any]:
                 "commit": _NULLABLE_STRING,
                 "design_path": {"type": "string"},
                 "flow": {"type": "string"},
+                "flow_note": {
+                    "type": ["string", "null"],
+                    "description": "What the tasks run when it is less than the whole real "
+                    "flow (a flow cut to this cluster's steps, or the stand-in test double).",
+                },
                 "params": {"type": "object"},
                 "sweep": {"type": ["object", "null"]},
                 "resources": {"type": "object"},
