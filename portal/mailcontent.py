@@ -39,10 +39,16 @@ TERMINAL_STATES = ("COMPLETED", "FAILED", "PARTIAL", "CANCELLED")
 #: Pareto objectives of the results table.
 OBJECTIVES: dict[str, dse.Direction] = {
     "die_area_um2": "min",
+    "cell_area_um2": "min",
     "power_total_w": "min",
     "setup_wns_ns": "max",
 }
-OBJECTIVE_LABELS = {"die_area_um2": "area", "power_total_w": "power", "setup_wns_ns": "WNS"}
+OBJECTIVE_LABELS = {
+    "die_area_um2": "area",
+    "cell_area_um2": "cell area",
+    "power_total_w": "power",
+    "setup_wns_ns": "WNS",
+}
 MAX_ROWS = 50
 MAX_PARAM_COLUMNS = 6
 MAX_LOG_TAILS = 10
@@ -134,6 +140,12 @@ def _field(name: str) -> Callable[[Task, Mapping[str, Any]], float | None]:
     return lambda task, metrics: _number(metrics.get(name))
 
 
+def _cells(task: Task, metrics: Mapping[str, Any]) -> float | None:
+    """Cells in the final layout, else after synthesis (a flow that stopped there)."""
+    final = _number(metrics.get("cell_count_final"))
+    return final if final is not None else _number(metrics.get("cell_count_synth"))
+
+
 @dataclass(frozen=True)
 class Column:
     """A results-table column: HTML header, shorter plain-text header, value and format."""
@@ -146,7 +158,8 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("Die area (µm²)", "Area (µm²)", _field("die_area_um2"), _fmt_area),
-    Column("Cells", "Cells", _field("cell_count_final"), _fmt_int),
+    Column("Cell area (µm²)", "Cell area (µm²)", _field("cell_area_um2"), _fmt_area),
+    Column("Cells", "Cells", _cells, _fmt_int),
     Column("Setup WNS (ns)", "WNS (ns)", _field("setup_wns_ns"), _fmt_ns),
     Column("Total power (mW)", "Power (mW)", _field("power_total_w"), _fmt_mw),
     Column("DRC errors", "DRC", _drc_total, _fmt_int),
@@ -183,6 +196,8 @@ class FailedTask:
     exit_code: int | None
     log: str | None
     tail: list[str]
+    #: the flow's own error messages (see :func:`portal.flows.reports.run_errors`)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -197,6 +212,7 @@ class SubmissionReport:
     ref: str
     commit: str
     state: str
+    flow_note: str | None
     n_tasks: int
     n_completed: int
     state_counts: list[tuple[str, int]]
@@ -233,12 +249,16 @@ def _swept_params(tasks: Sequence[Task]) -> list[str]:
 
 
 def _objectives(rows: Sequence[Mapping[str, Any]]) -> dict[str, dse.Direction]:
-    """:data:`OBJECTIVES` less those no row has a number for."""
-    return {
+    """:data:`OBJECTIVES` less those no row has a number for; cell area only where no die
+    area was measured (a flow that stopped after synthesis)."""
+    found = {
         name: direction
         for name, direction in OBJECTIVES.items()
         if any(_number(row.get(name)) is not None for row in rows)
     }
+    if "die_area_um2" in found:
+        found.pop("cell_area_um2", None)
+    return found
 
 
 def _marks(tasks: Sequence[Task]) -> tuple[set[int], dict[int, list[str]], list[str]]:
@@ -256,8 +276,19 @@ def _marks(tasks: Sequence[Task]) -> tuple[set[int], dict[int, list[str]], list[
     return pareto, best, labels
 
 
+def _columns(tasks: Sequence[Task]) -> list[Column]:
+    """:data:`COLUMNS` less those no task has a value for (die area and DRC for a flow that
+    stopped after synthesis)."""
+    measured = [(t, _metrics(t)) for t in tasks if _metrics(t)]
+    return [c for c in COLUMNS if any(c.value(t, m) is not None for t, m in measured)]
+
+
 def _result_rows(
-    tasks: Sequence[Task], params: list[str], pareto: set[int], best: dict[int, list[str]]
+    tasks: Sequence[Task],
+    params: list[str],
+    pareto: set[int],
+    best: dict[int, list[str]],
+    columns: Sequence[Column] = COLUMNS,
 ) -> tuple[list[ResultRow], int]:
     """Rows of tasks that have metrics: marked ones first, then by index, at most MAX_ROWS."""
     with_metrics = [t for t in tasks if _metrics(t)]
@@ -268,7 +299,7 @@ def _result_rows(
     for task in shown:
         metrics = _metrics(task)
         cells = []
-        for column in COLUMNS:
+        for column in columns:
             value = column.value(task, metrics)
             cells.append(None if value is None else column.fmt(value))
         rows.append(
@@ -314,7 +345,8 @@ def build_report(submission: Submission, site_url: str) -> SubmissionReport:
     tasks = sorted(submission.tasks, key=lambda t: t.index)
     params = _swept_params(tasks)
     pareto, best, objective_labels = _marks(tasks)
-    rows, hidden = _result_rows(tasks, params, pareto, best)
+    columns = _columns(tasks)
+    rows, hidden = _result_rows(tasks, params, pareto, best, columns)
     starts = [t.started_at for t in tasks if t.started_at]
     ends = [t.ended_at for t in tasks if t.ended_at]
     first, last = (min(starts) if starts else None), (max(ends) if ends else None)
@@ -330,7 +362,7 @@ def build_report(submission: Submission, site_url: str) -> SubmissionReport:
     subject = _one_line(
         f"{SUBJECT_PREFIX} {state}: {name} ({n_completed} of {len(tasks)} tasks completed)", 300
     )
-    headers = ["#", *params, "State", *[c.short for c in COLUMNS], "Notes"]
+    headers = ["#", *params, "State", *[c.short for c in columns], "Notes"]
     text_rows = [
         [str(r.index), *r.params, r.state, *[c or "-" for c in r.cells], r.notes] for r in rows
     ]
@@ -344,6 +376,7 @@ def build_report(submission: Submission, site_url: str) -> SubmissionReport:
         ref=_one_line(submission.ref or "", 120),
         commit=(submission.commit or "")[:12] or "-",
         state=state,
+        flow_note=_one_line(submission.flow_note, 300) if submission.flow_note else None,
         n_tasks=len(tasks),
         n_completed=n_completed,
         state_counts=_state_counts(tasks),
@@ -351,7 +384,7 @@ def build_report(submission: Submission, site_url: str) -> SubmissionReport:
         first_start=first,
         last_end=last,
         param_names=[_one_line(p, 24) for p in params],
-        headers=[c.header for c in COLUMNS],
+        headers=[c.header for c in columns],
         rows=rows,
         rows_hidden=hidden,
         objectives=objective_labels,
@@ -421,7 +454,10 @@ def _failed_task(run_dir: str | None, task: Task) -> FailedTask:
     err_tail = read_log_tail(err) if err else []
     if err_tail:
         tail = [*tail, f"--- {err.name} ---" if err else "---", *err_tail]
-    return FailedTask(task.index, task.state, task.exit_code, log.name if log else None, tail)
+    errors = [_clean_line(str(e)) for e in (_metrics(task).get("errors") or [])]
+    return FailedTask(
+        task.index, task.state, task.exit_code, log.name if log else None, tail, errors
+    )
 
 
 # --------------------------------------------------------------------------- thumbnail

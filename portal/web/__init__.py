@@ -35,6 +35,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.accounts import api_token_for, password_fingerprint
 from portal.extensions import db
+from portal.flows.registry import site_notes
 from portal.models import User
 from portal.web.access import install_login_protocol, is_admin
 
@@ -266,6 +267,7 @@ def _layout_context(app: Flask) -> None:
             "home_url": home_url(),
             "registration_mode": app.config["REGISTRATION"],
             "standin_flow": standin_flow(app.config),
+            "site_flow_notes": site_notes(app.config),
         }
 
 

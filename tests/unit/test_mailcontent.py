@@ -169,8 +169,8 @@ def test_text_table_marks_pareto_and_bests(sweep):
     assert "PDK" not in header
     for unit in ("Area (µm²)", "WNS (ns)", "Power (mW)"):
         assert unit in header
-    # The real spm values: 11,327 µm², 451 cells, 1.107 mW.
-    assert re.search(r"11,327\s+451\s+0\.000\s+1\.107\s+0\b", rows[1])
+    # The real spm values: 11,327 µm² die, 3,596 µm² of cells, 451 cells, 1.107 mW.
+    assert re.search(r"11,327\s+3,596\s+451\s+0\.000\s+1\.107\s+0\b", rows[1])
     assert all(len(line) < 140 for line in text.splitlines())
 
 
