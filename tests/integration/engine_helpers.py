@@ -24,6 +24,30 @@ STANDIN = REPO_ROOT / "tests" / "standin" / "openlane_standin.py"
 EXAMPLE = REPO_ROOT / "examples" / "counter"
 
 
+LIBRELANE_PREFIX = REPO_ROOT / ".venv-librelane"
+PDK_ROOT = REPO_ROOT / ".pdk"
+
+
+def native_librelane() -> dict[str, Any]:
+    """Settings that run the REAL LibreLane natively, cut after synthesis (this machine has no
+    OpenROAD), from what scripts/install-librelane put in the checkout."""
+    librelane = LIBRELANE_PREFIX / "bin" / "librelane"
+    if not librelane.exists() or not (PDK_ROOT / "sky130A").is_dir():
+        pytest.fail(
+            f"LibreLane or the PDK subset is missing ({librelane}, {PDK_ROOT}/sky130A): "
+            "run scripts/install-librelane (scripts/bootstrap does)",
+            pytrace=False,
+        )
+    return {
+        "FLOW_EXECUTABLE_OVERRIDE": None,
+        "CONTAINER_RUNTIME": "native",
+        "LIBRELANE_EXECUTABLE": str(librelane),
+        "LIBRELANE_YOSYS": str(LIBRELANE_PREFIX / "bin" / "yosys-pyosys"),
+        "LIBRELANE_STEPS": "synthesis",
+        "PDK_ROOT": str(PDK_ROOT),
+    }
+
+
 def make_app(tmp: Path, **overrides: Any) -> Flask:
     """A portal app on a fresh SQLite database, running the stand-in flow (a test double)."""
     settings = {
