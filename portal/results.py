@@ -14,10 +14,14 @@ from portal.models import Submission
 
 #: Objectives used when none are given, kept only where some completed task measured them
 #: (OpenLane 1 reports often lack power and post-route slack).
-DEFAULT_OBJECTIVES = "die_area_um2:min,power_total_w:min,setup_ws_ns:max,wirelength_um:min"
+DEFAULT_OBJECTIVES = (
+    "die_area_um2:min,cell_area_um2:min,power_total_w:min,setup_ws_ns:max,wirelength_um:min"
+)
 #: Feature columns shown by default (the rest stay in the JSON).
 SUMMARY_FIELDS = (
     "die_area_um2",
+    "cell_area_um2",
+    "cell_count_synth",
     "cell_count_final",
     "utilization_pct",
     "setup_ws_ns",
@@ -86,9 +90,16 @@ class ResultsTable:
         return buffer.getvalue()
 
     def to_text(self) -> str:
-        """An aligned table for the terminal; '*' marks the Pareto front."""
-        rows = [[_header(c) for c in self.columns()]]
-        rows += [["" if v is None else _short(v) for v in r] for r in self.records()]
+        """An aligned table for the terminal; '*' marks the Pareto front. Feature columns no
+        task measured are left out (the CSV and JSON keep them)."""
+        columns, records = self.columns(), self.records()
+        keep = [
+            i
+            for i, name in enumerate(columns)
+            if name not in SUMMARY_FIELDS or any(r[i] is not None for r in records)
+        ]
+        rows = [[_header(columns[i]) for i in keep]]
+        rows += [["" if r[i] is None else _short(r[i]) for i in keep] for r in records]
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         legend = ", ".join(f"{k} {v}" for k, v in self.objectives.items())
@@ -131,6 +142,8 @@ def results_table(submission: Submission, objectives: str | None = None) -> Resu
     scored = [(row["metrics"] or {}) if row["state"] == "COMPLETED" else {} for row in rows]
     if objectives is None:
         measured = {k: v for k, v in parsed.items() if any(r.get(k) is not None for r in scored)}
+        if "die_area_um2" in measured:  # cell area counts where no floorplan ran
+            measured.pop("cell_area_um2", None)
         parsed = measured or parsed
     front = [rows[i]["index"] for i in pareto_front(scored, parsed)]
     best = {name: rows[i]["index"] for name, i in best_per_objective(scored, parsed).items()}
