@@ -25,6 +25,7 @@ from portal.taskconfigs import read_task_config
 from tests.fixtures.gitdaemon import make_bare_repo
 from tests.fixtures.smtp import smtp_server  # noqa: F401
 from tests.integration.engine_helpers import EXAMPLE, make_app, native_librelane, wait_final
+from tests.integration.web_helpers import add_user, login
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -157,6 +158,13 @@ def test_verilog_error_fails_with_the_lint_message_in_the_errors_and_the_email(
     lint = [e for e in errors if e.startswith("%Error:") and "syntax error" in e]
     assert lint, errors
     assert str(real_app.config["RUN_ROOT"]) not in lint[0]  # paths relative to the run folder
+    # The submission page says what ran, and the task panel shows the flow's own errors.
+    add_user(real_app, "eve", role="admin")
+    client = real_app.test_client()
+    login(client, "eve")
+    page = client.get(f"/submissions/{sub.uuid}?task=0").get_data(as_text=True)
+    assert "LibreLane stops after synthesis on this cluster" in page
+    assert "The flow reported:" in page and "syntax error" in page
     assert send_pending()["sent"] == 1
     [mail] = smtp_server.received()
     text = mail.message.get_body(("plain",)).get_content()

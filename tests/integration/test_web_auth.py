@@ -526,6 +526,25 @@ def test_stand_in_flow_is_announced_on_every_page(make_app):
     assert "openlane_standin.py" in html
 
 
+def test_a_flow_cut_on_this_site_is_announced_on_every_page_and_the_form(make_app, caplog):
+    """A site without OpenROAD runs LibreLane only up to synthesis: pages, the form and the
+    log say so (and a stand-in banner is not shown: the flow is real)."""
+    with caplog.at_level("INFO"):
+        app = make_app(LIBRELANE_STEPS="synthesis")
+    assert any("LibreLane stops after synthesis" in r.getMessage() for r in caplog.records)
+    html = app.test_client().get("/auth/login").get_data(as_text=True)
+    assert "LibreLane runs for real here, but not all of it" in html
+    assert "stops after synthesis on this cluster" in html
+    assert "Stand-in flow in use" not in html
+    add_user(app)
+    client = app.test_client()
+    login(client)
+    form = client.get("/submissions/new").get_data(as_text=True)
+    assert 'class="notice flow-site-note"' in form and "stops after synthesis" in form
+    plain = make_app().test_client().get("/auth/login").get_data(as_text=True)
+    assert "runs for real here, but not all of it" not in plain
+
+
 def test_sign_in_works_with_rate_limits_switched_off(make_app):
     app = make_app(RATELIMIT_ENABLED=False)
     add_user(app)
