@@ -116,6 +116,20 @@ def test_reports_benchmark():
     positive(record["seconds"], n=2)
 
 
+def test_librelane_benchmark():
+    record = run_benchmark("bench_librelane")
+    assert record["name"] == "librelane" and record["size"] == 4
+    overhead = record["overhead"]
+    positive(overhead["array_script"], n=2)
+    positive(overhead["by_hand"], n=2)
+    assert len(overhead["overhead_per_round"]) == 2
+    assert [run["throttle"] for run in record["makespan"]] == [0, record["cores"]]
+    for run in record["makespan"]:
+        assert run["points"] == 4 and run["arrays"] == 1
+        positive(run["task_seconds"], n=4)
+        assert run["makespan_s"] > 0 and run["makespan_over_ideal"] > 0
+
+
 def test_latency_benchmark():
     record = run_benchmark("bench_latency")
     assert record["name"] == "latency" and record["size"] == {"arrays": 1, "tasks_per_array": 2}
