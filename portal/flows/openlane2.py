@@ -158,7 +158,8 @@ class OpenLane2(Flow):
         if steps is not None:
             meta = document.get("meta")
             meta = dict(meta) if isinstance(meta, Mapping) else {}
-            document = {"meta": {**meta, "flow": list(steps)}, **document}
+            rest = {key: value for key, value in document.items() if key != "meta"}
+            document = {"meta": {**meta, "flow": list(steps)}, **rest}
         return json.dumps(document, indent=4) + "\n"
 
     def command_words(

@@ -428,3 +428,44 @@ def test_test_mail():
     subject, text, html = build_test_mail("https://p.example.org", "smtp.example.org:587")
     assert subject == "[OpenLane Portal] Test email"
     assert "smtp.example.org:587" in text and "smtp.example.org:587" in html
+
+
+def test_a_flow_cut_after_synthesis_says_so_and_shows_what_synthesis_measured(tmp_path):
+    """LibreLane stopped after synthesis: the note, cell area and synthesis cells; no empty
+    layout columns; a failed task shows the flow's own errors."""
+    synth = {
+        "cell_area_um2": 431.664,
+        "cell_count_synth": 37,
+        "setup_wns_ns": 0.0,
+        "power_total_w": 1.05e-05,
+    }
+    sub = Submission(
+        uuid=UUID,
+        name="counter",
+        repo_url="git://example.org/counter.git",
+        ref="main",
+        state="PARTIAL",
+        run_dir=str(tmp_path),
+        flow_note="LibreLane stops after synthesis on this cluster",
+    )
+    sub.tasks = [
+        Task(index=0, params={"SYNTH_STRATEGY": "AREA 0"}, state="COMPLETED", metrics=synth),
+        Task(
+            index=1,
+            params={"SYNTH_STRATEGY": "DELAY 0"},
+            state="FAILED",
+            exit_code=2,
+            metrics={"errors": ["1 Lint errors found.", "%Error: src/counter.v:12:30: oops"]},
+        ),
+    ]
+    _subject, text, html = build_submission_mail(sub, SITE)
+    assert "Flow:        LibreLane stops after synthesis on this cluster" in text
+    assert "LibreLane stops after synthesis on this cluster" in html
+    header = next(line for line in text.splitlines() if line.startswith("#  "))
+    assert "Cell area (µm²)" in header and "Cells" in header
+    assert "Area (µm²)" not in header.replace("Cell area (µm²)", "")  # no die area column
+    assert "DRC" not in header and "Runtime" not in header
+    assert re.search(r"^0\s+AREA 0\s+COMPLETED\s+432\s+37\s+0\.000\s+0\.010", text, re.M)
+    assert "Pareto front over cell area (min)" in text
+    assert "The flow reported:" in text and "! %Error: src/counter.v:12:30: oops" in text
+    assert "%Error: src/counter.v:12:30: oops" in html

@@ -187,3 +187,72 @@ def test_a_json_array_is_refused(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         parse_openlane2_json(path)
+
+
+# --------------------------------------------------------------------------- synthesis only
+
+#: What a LibreLane run cut after synthesis wrote (counter, CLOCK_PERIOD 10, DELAY 0), with the
+#: Portal.PrePnRSTA metrics; recorded on this project's test machine.
+SYNTH_ONLY = {
+    "design__lint_error__count": 0,
+    "design__instance__count": 37,
+    "design__instance__area": 431.664,
+    "design__instance_unmapped__count": 0,
+    "synthesis__check_error__count": 0,
+    "timing__setup__ws": 7.03597,
+    "timing__setup__ws__corner:nom_tt_025C_1v80": 7.03597,
+    "timing__setup__wns": 0,
+    "timing__setup__tns": 0,
+    "timing__hold__ws": 0.329842,
+    "timing__hold__wns": 0,
+    "timing__hold__tns": 0,
+    "power__internal__total": 0,
+    "power__switching__total": 1.05003e-05,
+    "power__leakage__total": 1.3e-10,
+    "power__total": 1.05004e-05,
+}
+
+
+def test_a_run_cut_after_synthesis_has_synthesis_cells_and_cell_area_only():
+    features = parse_openlane2_json(SYNTH_ONLY, config={"CLOCK_PERIOD": 10})
+    assert features.cell_count_synth == 37 and features.cell_count_final is None
+    assert features.cell_area_um2 == 431.664
+    assert features.die_area_um2 is None and features.core_area_um2 is None
+    assert features.setup_ws_ns == 7.03597 and features.hold_ws_ns == 0.329842
+    assert features.power_total_w == 1.05004e-05
+    assert features.suggested_clock_period_ns == 10.0
+
+
+def test_a_full_run_keeps_final_cells_and_has_cell_area():
+    features = parse_openlane2_json(METRICS)
+    assert features.cell_count_final == 451 and features.cell_count_synth is None
+    assert features.cell_area_um2 == 3595.95
+
+
+@pytest.mark.parametrize("marker", ["?", "", "nan", "inf", "-inf", None, "1e30", 1e30, -1e30])
+def test_what_is_not_a_measurement_never_becomes_a_number(marker):
+    """LibreLane's STA with an old OpenSTA writes '?'; OpenSTA's "no path" slack is 1e30."""
+    metrics = {
+        **SYNTH_ONLY,
+        "timing__setup__ws": marker,
+        "timing__hold__tns": marker,
+        "power__total": marker,
+        "design__instance__area": marker,
+    }
+    features = parse_openlane2_json(metrics)
+    assert features.setup_ws_ns is None and features.hold_tns_ns is None
+    assert features.power_total_w is None and features.cell_area_um2 is None
+
+
+def test_negative_areas_counts_and_power_are_markers_not_numbers():
+    metrics = {
+        **SYNTH_ONLY,
+        "design__instance__area": -1,
+        "design__instance__count": -1,
+        "power__total": -1,
+        "design__die__area": -1,
+    }
+    features = parse_openlane2_json(metrics)
+    assert features.cell_area_um2 is None and features.cell_count_synth is None
+    assert features.power_total_w is None and features.die_area_um2 is None
+    assert features.setup_ws_ns == 7.03597  # a slack may be negative: only markers go

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from portal.flows.reports import (
+    MAX_ERROR_LINES,
     find_run_dir,
     parse_path,
     parse_run_dir,
+    run_errors,
     status_from_log,
 )
 
@@ -237,3 +239,47 @@ def test_a_thousand_finished_task_dirs_of_both_flows_all_parse(tmp_path):
 
     assert all(r is not None and r.flow_status == "completed" for r in records)
     assert sum(r.flow == "openlane2" for r in records) == 500
+
+
+def _failed_librelane_run(root: Path) -> Path:
+    """The layout LibreLane leaves when Verilator finds a syntax error (recorded by hand)."""
+    run = root / "runs" / "task-0000"
+    lint = run / "01-verilator-lint"
+    lint.mkdir(parents=True)
+    (lint / "verilator-lint.log").write_text(
+        "%Error: /r/tasks/0/design/src/counter.v:12:30: syntax error, unexpected ';'\n"
+        "        : ... Perhaps 'count' is a package\n"
+        "%Error: Exiting due to 1 error(s)\n"
+    )
+    (run / "02-checker-linttimingconstructs").mkdir()
+    (run / "03-checker-linterrors").mkdir()
+    (run / "resolved.json").write_text('{"DESIGN_NAME": "counter", "CLOCK_PERIOD": 10}')
+    (run / "flow.log").write_text("Running 'Checker.LintErrors'...\n1 Lint errors found.\n")
+    (run / "error.log").write_text("1 Lint errors found.\n")
+    return run
+
+
+def test_a_failed_librelane_run_is_failed_with_its_errors(tmp_path):
+    run = _failed_librelane_run(tmp_path)
+    features = parse_run_dir(tmp_path)
+    assert features.flow_status == "failed" and features.design == "counter"
+    assert features.errors == [
+        "1 Lint errors found.",
+        "%Error: /r/tasks/0/design/src/counter.v:12:30: syntax error, unexpected ';'",
+        "%Error: Exiting due to 1 error(s)",
+    ]
+    assert run_errors(run) == features.errors
+
+
+def test_an_empty_error_log_is_not_a_failure(tmp_path):
+    run = _failed_librelane_run(tmp_path)
+    (run / "error.log").write_text("")
+    (run / "flow.log").write_text("Flow complete.\n")
+    features = parse_run_dir(tmp_path)
+    assert features.flow_status == "completed" and features.errors == []
+
+
+def test_errors_are_capped(tmp_path):
+    run = _failed_librelane_run(tmp_path)
+    (run / "error.log").write_text("".join(f"problem {i}\n" for i in range(50)))
+    assert len(run_errors(run)) == MAX_ERROR_LINES

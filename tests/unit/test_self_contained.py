@@ -51,7 +51,6 @@ OUTSIDE_PATTERNS = [
 ]
 
 
-
 def tracked_paths() -> list[str]:
     """Every path git tracks in this repository (the index), relative to its root."""
     out = subprocess.run(
