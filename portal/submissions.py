@@ -32,8 +32,7 @@ from portal import policy
 from portal.catalog import ParameterError, load_catalog
 from portal.extensions import db
 from portal.flows.base import Flow, FlowError
-from portal.flows.librelane import describe_steps
-from portal.flows.registry import get_flow
+from portal.flows.registry import get_flow, run_note
 from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
 from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
 from portal.notify import queue_decision_mail
@@ -259,17 +258,6 @@ def _default_name(plan: Plan) -> str:
     return (
         f"{design.removesuffix('.git')} ({len(plan.points)} point{'s' * (len(plan.points) != 1)})"
     )
-
-
-def run_note(flow: Flow, settings: Mapping[str, Any], steps: Sequence[str] | None) -> str | None:
-    """What a submission's tasks run, when it is less than the real, whole flow: the stand-in
-    test double, or a flow cut to this site's steps (:func:`describe_steps`)."""
-    standin = settings.get("FLOW_EXECUTABLE_OVERRIDE")
-    if standin:
-        name = str(standin).rstrip("/").rsplit("/", 1)[-1]
-        return f"the stand-in flow {name} (a test double, not {flow.title}) ran"
-    note = describe_steps(steps)
-    return f"{flow.title} {note}" if note else None
 
 
 def run_dir_of(submission: Submission, settings: Mapping[str, Any]) -> Path:
@@ -516,20 +504,18 @@ def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
             design = plan.flow.find_design(
                 checkout, plan.design_path, pdk_root=str(settings["PDK_ROOT"])
             )
-            plan.flow.task_steps(design, settings)
-        except (StagingError, FlowError) as exc:
+            rendered = render_scripts(
+                Submission(uuid=plan.uuid, resources=asdict(plan.resources)),
+                settings,
+                plan.flow,
+                design,
+                range(len(plan.points)),
+                owner=owner,
+                checkout=checkout,
+                run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
+            )
+        except (StagingError, FlowError) as exc:  # a step this site cannot run, too
             raise SubmissionError(str(exc)) from None
-        draft = Submission(uuid=plan.uuid, resources=asdict(plan.resources))
-        rendered = render_scripts(
-            draft,
-            settings,
-            plan.flow,
-            design,
-            range(len(plan.points)),
-            owner=owner,
-            checkout=checkout,
-            run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
-        )
     return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
 
 

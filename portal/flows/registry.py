@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from portal.flows.base import Flow, FlowError
 from portal.flows.librelane import LibreLane, describe_steps
@@ -49,3 +49,22 @@ def site_notes(settings: Mapping[str, object]) -> dict[str, str]:
         if text:
             notes[flow.title] = text
     return notes
+
+
+def standin_name(settings: Mapping[str, object]) -> str | None:
+    """The file name of the stand-in flow (a test double) when one replaces the real flows.
+
+    Any ``FLOW_EXECUTABLE_OVERRIDE`` counts: only tests and the demo set it.
+    """
+    override = settings.get("FLOW_EXECUTABLE_OVERRIDE")
+    return str(override).rstrip("/").rsplit("/", 1)[-1] if override else None
+
+
+def run_note(flow: Flow, settings: Mapping[str, object], steps: Sequence[str] | None) -> str | None:
+    """What a submission's tasks run, when it is less than the real, whole flow: the stand-in
+    test double, or the flow cut to this site's ``steps`` (:func:`describe_steps`)."""
+    standin = standin_name(settings)
+    if standin:
+        return f"the stand-in flow {standin} (a test double, not {flow.title}) ran"
+    note = describe_steps(steps)
+    return f"{flow.title} {note}" if note else None

@@ -35,7 +35,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.accounts import api_token_for, password_fingerprint
 from portal.extensions import db
-from portal.flows.registry import site_notes
+from portal.flows.registry import site_notes, standin_name
 from portal.models import User
 from portal.web.access import install_login_protocol, is_admin
 
@@ -102,15 +102,6 @@ def wants_json() -> bool:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
-
-
-def standin_flow(settings: Any) -> str | None:
-    """The file name of the stand-in flow (a test double) when one replaces OpenLane, else None.
-
-    Any ``FLOW_EXECUTABLE_OVERRIDE`` counts: only tests and the demo set it.
-    """
-    override = settings.get("FLOW_EXECUTABLE_OVERRIDE")
-    return str(override).rstrip("/").rsplit("/", 1)[-1] if override else None
 
 
 def home_url() -> str:
@@ -266,7 +257,7 @@ def _layout_context(app: Flask) -> None:
             "current_is_admin": admin,
             "home_url": home_url(),
             "registration_mode": app.config["REGISTRATION"],
-            "standin_flow": standin_flow(app.config),
+            "standin_flow": standin_name(app.config),
             "site_flow_notes": site_notes(app.config),
         }
 

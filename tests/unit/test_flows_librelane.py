@@ -11,9 +11,8 @@ import pytest
 from portal.flows.base import FlowError, UnsupportedConfig
 from portal.flows.librelane import SYNTHESIS_STEPS, LibreLane, describe_steps
 from portal.flows.openlane1 import OpenLane1
-from portal.flows.registry import site_notes
+from portal.flows.registry import run_note, site_notes
 from portal.render import ArrayScript, render_array_script
-from portal.submissions import run_note
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLOW = LibreLane()
