@@ -116,8 +116,6 @@ def plan_submission(
         raise SubmissionError(str(exc)) from None
     try:
         flow = get_flow(request.flow)
-        flow.check_site(settings)
-        flow.site_steps(settings)
     except (KeyError, FlowError) as exc:
         raise SubmissionError(str(exc).strip("'\"")) from None
     catalog = load_catalog()
@@ -133,6 +131,11 @@ def plan_submission(
     except (ParameterError, SweepError) as exc:
         raise SubmissionError(str(exc)) from None
     resources = check_resources(request.resources, settings, slurm)
+    try:  # the designer's own mistakes first, then what this site lacks
+        flow.check_site(settings)
+        flow.site_steps(settings)
+    except FlowError as exc:
+        raise SubmissionError(str(exc)) from None
     decision = policy.decide(len(points), resources.cpus, resources.time_minutes, settings)
     return Plan(
         request=request,

@@ -102,7 +102,7 @@ def test_cli_sweep_from_git_daemon_to_pareto_results(cli_env, example_repo):
     smallest = min(rows, key=lambda r: r["metrics"]["die_area_um2"])["index"]
     assert results["best"]["die_area_um2"] == smallest
     csv_text = portal(cli_env, "results", sub["uuid"], "--csv").stdout
-    assert csv_text.splitlines()[0].startswith("index,state,CLOCK_PERIOD,FP_CORE_UTIL")
+    assert csv_text.splitlines()[0].startswith("index,state,CLOCK_PERIOD,SYNTH_STRATEGY")
 
 
 def test_config_check_passes_every_reference_config(cli_env):

@@ -31,12 +31,16 @@ def make_app(tmp_path):
     """Factory of apps on a fresh SQLite database under ``tmp_path`` (settings override)."""
     made = []
 
+    pdk_root = tmp_path / "pdks"
+    (pdk_root / "sky130A").mkdir(parents=True, exist_ok=True)  # the site has its PDK
+
     def factory(**settings):
         config = {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}",
             "RUN_ROOT": str(tmp_path),
             "SITE_URL": SITE,
             "REGISTRATION": "open",
+            "PDK_ROOT": str(pdk_root),
         }
         config.update(settings)
         app = create_app(config)
