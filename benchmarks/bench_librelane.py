@@ -95,8 +95,8 @@ def create(app: Any, url: str, points: int, throttle: int = 0) -> Any:
         name=f"{JOB_PREFIX} librelane {points}",
         notify=False,
     )
-    plan = svc.plan_submission(request, app.config, slurm_client(app.config))
     owner = db.session.scalar(select(User).where(User.username == "bench"))
+    plan = svc.plan_submission(request, app.config, slurm_client(app.config), owner=owner)
     return svc.create_submission(plan, owner)
 
 

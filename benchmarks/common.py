@@ -414,7 +414,7 @@ def portal_once(
     with timed() as total:
         slurm = SlurmClient(transport, timeout=120)
         with timed() as plan_t:
-            plan = svc.plan_submission(request, app.config, slurm)
+            plan = svc.plan_submission(request, app.config, slurm, owner=owner)
         with timed() as create_t:
             submission = svc.create_submission(plan, owner)
         if janitor is not None:  # cancelled by name even if launch fails after its sbatch

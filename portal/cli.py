@@ -563,7 +563,7 @@ def submit(
     )
     try:
         slurm = slurm_client(app.config, owner)  # a missing Unix account is refused here
-        plan = svc.plan_submission(request, app.config, slurm)
+        plan = svc.plan_submission(request, app.config, slurm, owner=owner)
     except svc.SubmissionError as exc:
         fail(str(exc))
     if dry_run:

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "SLURM_RUN_AS": "service",
     "SLURM_PARTITION": None,
     "SLURM_DEFAULT_ACCOUNT": None,
+    "SLURM_ALLOWED_QOS": [],
     "SLURM_COMMAND_TIMEOUT": 60,
     "SLURM_ARRAY_THROTTLE": 0,
     "SLURM_JOB_COUNT_SHARE": 0.8,
@@ -113,7 +114,11 @@ DOCS: dict[str, str] = {
     "needs SLURM_TRANSPORT=local, a unix_user per user, a sudoers rule and a shared RUN_ROOT "
     "group: see docs/operators.md).",
     "SLURM_PARTITION": "Default partition; empty means the cluster default.",
-    "SLURM_DEFAULT_ACCOUNT": "Slurm account charged when the user has none.",
+    "SLURM_DEFAULT_ACCOUNT": "Slurm account charged when the user has none. A designer may "
+    "charge only their own account (set by an admin), else this one; with SLURM_RUN_AS=user "
+    "also the accounts of their Slurm associations (sacctmgr). Anything else is refused.",
+    "SLURM_ALLOWED_QOS": "QOS names every designer may ask for (empty: only the account's "
+    "default); with SLURM_RUN_AS=user also those of their Slurm associations.",
     "SLURM_COMMAND_TIMEOUT": "Seconds before a Slurm command is abandoned.",
     "SLURM_ARRAY_THROTTLE": "Default %throttle of job arrays; 0 means no throttle.",
     "SLURM_JOB_COUNT_SHARE": "An array over 1 % of MaxJobCount is submitted only if the "

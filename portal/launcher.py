@@ -28,7 +28,7 @@ def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> S
     A submission that needs approval is recorded and waits for an admin; nothing is launched.
     """
     slurm = slurm_client(app.config, owner)
-    plan = svc.plan_submission(request, app.config, slurm)
+    plan = svc.plan_submission(request, app.config, slurm, owner=owner)
     submission = svc.create_submission(plan, owner)
     if submission.state == SubmissionState.STAGING:
         start_launch(app, submission)

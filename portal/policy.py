@@ -34,3 +34,43 @@ def decide(
     if n_tasks > max_tasks:
         reasons.append(f"{n_tasks} tasks is over the {max_tasks} task threshold")
     return PolicyDecision(core_hours=cost, needs_approval=bool(reasons), reasons=tuple(reasons))
+
+
+@dataclass(frozen=True)
+class ChargeGrant:
+    """The Slurm accounts and QOS one designer may put on their jobs.
+
+    ``accounts`` empty means only the cluster's default for the job's user; ``qos`` empty
+    means only the account's default QOS.
+    """
+
+    accounts: tuple[str, ...]
+    qos: tuple[str, ...]
+
+
+def charge_grant(
+    portal_account: str | None,
+    settings: Mapping[str, Any],
+    associations: Mapping[str, tuple[str, ...]] | None = None,
+) -> ChargeGrant:
+    """What the portal grants (the user's account, else SLURM_DEFAULT_ACCOUNT; the site's
+    SLURM_ALLOWED_QOS) plus, when jobs run as the designer's own Unix user, what Slurm's
+    associations of that user grant (``associations``: account -> QOS)."""
+    granted = portal_account or settings.get("SLURM_DEFAULT_ACCOUNT") or None
+    accounts = {granted} if granted else set()
+    qos = set(settings.get("SLURM_ALLOWED_QOS") or ())
+    for account, account_qos in (associations or {}).items():
+        accounts.add(account)
+        qos.update(account_qos)
+    return ChargeGrant(tuple(sorted(accounts)), tuple(sorted(qos)))
+
+
+def check_charge(account: str | None, qos: str | None, grant: ChargeGrant) -> None:
+    """Raise ``ValueError`` (a sentence with the allowed names) unless ``grant`` covers the
+    account and QOS asked for (None asks for the default)."""
+    if account is not None and account not in grant.accounts:
+        allowed = ", ".join(grant.accounts) or "none: only the cluster's default"
+        raise ValueError(f"you may not charge Slurm account {account!r} (yours: {allowed})")
+    if qos is not None and qos not in grant.qos:
+        allowed = ", ".join(grant.qos) or "none: only your account's default"
+        raise ValueError(f"you may not use Slurm QOS {qos!r} (yours: {allowed})")

@@ -38,8 +38,9 @@ from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
 from portal.notify import queue_decision_mail
 from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
 from portal.slurm.client import SlurmClient, SlurmError
+from portal.slurm.commands import SLURM_NAME_RE
 from portal.slurm.states import PENDING, is_terminal
-from portal.slurm.transports import TransportError
+from portal.slurm.transports import TransportError, run_as_mode
 from portal.staging import StagingError, share_run_dir, stage_repository
 from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
 from portal.taskconfigs import write_task_configs
@@ -96,14 +97,20 @@ class Plan:
     points: list[dict[str, Any]]
     resources: Resources
     decision: policy.PolicyDecision
+    #: the user whose request this plan checked (accounts, QOS): only they may record it
+    owner_id: int | None = None
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 # -- validation (reads only) -------------------------------------------------------------------
 def plan_submission(
-    request: SubmissionRequest, settings: Mapping[str, Any], slurm: SlurmClient | None = None
+    request: SubmissionRequest,
+    settings: Mapping[str, Any],
+    slurm: SlurmClient | None = None,
+    *,
+    owner: User,
 ) -> Plan:
-    """Validate a request completely; raise :class:`SubmissionError`. Writes nothing."""
+    """Validate ``owner``'s request completely; raise :class:`SubmissionError`. Writes nothing."""
     try:
         url = check_repo_url(
             request.repo_url,
@@ -131,6 +138,7 @@ def plan_submission(
     except (ParameterError, SweepError) as exc:
         raise SubmissionError(str(exc)) from None
     resources = check_resources(request.resources, settings, slurm)
+    check_charge_for(owner, resources, settings, slurm)
     try:  # the designer's own mistakes first, then what this site lacks
         flow.check_site(settings)
         flow.site_steps(settings)
@@ -148,7 +156,27 @@ def plan_submission(
         points=points,
         resources=resources,
         decision=decision,
+        owner_id=owner.id,
     )
+
+
+def check_charge_for(
+    owner: User, resources: Resources, settings: Mapping[str, Any], slurm: SlurmClient | None
+) -> None:
+    """Refuse an account or QOS ``owner`` may not use (:func:`portal.policy.check_charge`):
+    the one the portal grants them, plus, when jobs run as their own Unix user, the accounts
+    and QOS of their Slurm associations (one ``sacctmgr``; unreadable means none)."""
+    associations = None
+    if run_as_mode(settings) == "user" and owner.unix_user and slurm is not None:
+        try:
+            associations = slurm.associations(owner.unix_user)
+        except (SlurmError, TransportError, ValueError) as exc:
+            log.warning("associations of %s unavailable: %s", owner.unix_user, exc)
+    grant = policy.charge_grant(owner.slurm_account, settings, associations)
+    try:
+        policy.check_charge(resources.account, resources.qos, grant)
+    except ValueError as exc:
+        raise SubmissionError(str(exc)) from None
 
 
 def check_resources(
@@ -163,6 +191,12 @@ def check_resources(
         raise SubmissionError(
             f"throttle must be 0 (none) or a positive number, got {res.throttle!r}"
         )
+    for name in ("partition", "account", "qos"):
+        value = getattr(res, name)
+        if value is not None and not (isinstance(value, str) and SLURM_NAME_RE.fullmatch(value)):
+            raise SubmissionError(
+                f"{name} must be a Slurm name (letters, digits, _ . @ -), got {str(value)[:40]!r}"
+            )
     partition = res.partition or settings.get("SLURM_PARTITION") or None
     account = res.account or settings.get("SLURM_DEFAULT_ACCOUNT") or None
     res = Resources(
@@ -215,6 +249,8 @@ def _find_partition(partitions: Sequence[Any], name: str | None) -> Any | None:
 # -- creation ------------------------------------------------------------------------------------
 def create_submission(plan: Plan, owner: User) -> Submission:
     """Record a validated plan: the submission, its tasks, the audit entry (one commit)."""
+    if plan.owner_id != owner.id:
+        raise SubmissionError("this plan was checked for another user; plan it again")
     needs_approval = plan.decision.needs_approval
     submission = Submission(
         uuid=plan.uuid,

@@ -244,6 +244,11 @@ class SlurmClient:
         """MinJobAge in seconds: how long squeue still shows a finished job (300)."""
         return self._config_int("MinJobAge", DEFAULT_MIN_JOB_AGE)
 
+    def associations(self, user: str) -> dict[str, tuple[str, ...]]:
+        """The accounts ``user`` may charge, each with the QOS it may use (``sacctmgr``)."""
+        result = self._checked(commands.associations_argv(user))
+        return commands.parse_associations(result.stdout)
+
     def version(self) -> str:
         """The cluster's Slurm version (``"22.05.8"``), from ``sinfo --version``."""
         return commands.parse_version(self._checked(commands.version_argv()).stdout)

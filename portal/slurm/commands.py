@@ -57,6 +57,9 @@ DEFAULT_SACCT_LOOKBACK = "now-30days"
 _NO_VALUE = frozenset({"", "Unknown", "None", "N/A", "NONE", "(null)", "None assigned"})
 _UNLIMITED = frozenset({"UNLIMITED", "INFINITE", "NONE", "NOT_SET", "Partition_Limit", "N/A"})
 _JOB_ID = re.compile(r"^\d+$")
+#: Slurm account, QOS and user names the portal passes on (no spaces, quotes or options).
+SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+_SLURM_USER_RE = SLURM_NAME_RE
 _NODE_STATE_FLAGS = "*~#!%$@^-+"
 
 
@@ -592,6 +595,34 @@ def _int(text: str) -> int:
     """Leading integer of a sinfo/scontrol number (``"7936"``, ``"2+"``); 0 if none."""
     match = re.match(r"\d+", text.strip())
     return int(match.group()) if match else 0
+
+
+# --------------------------------------------------------------------------- associations
+
+
+def associations_argv(user: str) -> list[str]:
+    """``sacctmgr`` listing the accounts and QOS ``user`` may use (one line per association)."""
+    if not _SLURM_USER_RE.fullmatch(user):
+        raise ValueError(f"invalid user name {user!r}")
+    return [
+        "sacctmgr",
+        "--noheader",
+        "--parsable2",
+        "show",
+        "associations",
+        f"where=user={user}",
+        "format=account,qos",
+    ]
+
+
+def parse_associations(stdout: str) -> dict[str, tuple[str, ...]]:
+    """``account|qos1,qos2`` lines -> {account: QOS names} (an empty QOS list: the default)."""
+    found: dict[str, set[str]] = {}
+    for line in stdout.splitlines():
+        account, _sep, qos = line.strip().partition("|")
+        if account:
+            found.setdefault(account, set()).update(q for q in qos.split(",") if q)
+    return {account: tuple(sorted(qos)) for account, qos in sorted(found.items())}
 
 
 # --------------------------------------------------------------------------- versions

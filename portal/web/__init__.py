@@ -32,6 +32,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from portal.accounts import api_token_for, password_fingerprint
 from portal.extensions import db
@@ -274,6 +275,15 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(getattr(importlib.import_module(module_name), attribute))
 
 
+class BoundedInt(IntegerConverter):
+    """``<int:...>`` path segments up to 2**31 - 1 (every id and task index fits): a larger
+    number is a 404 like any unknown id, not an overflow in the database driver."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def init_web(app: Flask) -> None:
     """Register the web layer on ``app``."""
     for key, value in WEB_DEFAULTS.items():
@@ -304,6 +314,7 @@ def init_web(app: Flask) -> None:
     _security_headers(app)
     _error_pages(app)
     _layout_context(app)
+    app.url_map.converters["int"] = BoundedInt  # before any rule is added
     _register_blueprints(app)
 
     @app.get("/healthz")

@@ -191,7 +191,8 @@ def _estimate(form: SubmitForm, slurm: SlurmClient | None) -> Estimate:
     except FormInvalid as exc:
         form.add_errors(exc.errors)
         return Estimate(errors=tuple(_messages(form)))
-    result = estimate(built, current_app.config, slurm)
+    owner = current_user._get_current_object()  # type: ignore[attr-defined]
+    result = estimate(built, current_app.config, slurm, owner)
     if not valid:
         return dataclasses.replace(result, errors=(*_messages(form), *result.errors))
     return result
@@ -234,12 +235,9 @@ def preview() -> Any:
         error = "; ".join(_messages(form)) or "the form has errors"
     else:
         try:
-            plan = plan_submission(built, current_app.config, slurm)
-            script = preview_script(
-                plan,
-                current_app.config,
-                current_user._get_current_object(),  # type: ignore[attr-defined]
-            )
+            owner = current_user._get_current_object()  # type: ignore[attr-defined]
+            plan = plan_submission(built, current_app.config, slurm, owner=owner)
+            script = preview_script(plan, current_app.config, owner)
         except (SubmissionError, SweepError, RenderError, FlowError) as exc:
             error = str(exc)
     if not _is_htmx():

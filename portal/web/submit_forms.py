@@ -35,6 +35,7 @@ from portal import policy
 from portal.catalog import FLOWS as CATALOG_FLOWS
 from portal.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
 from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES
+from portal.models import User
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import Partition
 from portal.slurm.transports import TransportError
@@ -44,7 +45,14 @@ from portal.submissions import (
     SubmissionRequest,
     plan_submission,
 )
-from portal.sweeps import SweepError, count_points, parse_axis, parse_cli_sweeps, parse_sweep
+from portal.sweeps import (
+    SweepError,
+    axis_count,
+    count_points,
+    parse_axis,
+    parse_cli_sweeps,
+    parse_sweep,
+)
 
 PARAM_PREFIX = "param-"
 SWEEP_ROWS = 4
@@ -442,14 +450,17 @@ def sweep_shape(sweep: Mapping[str, Any] | None, catalog: Catalog | None = None)
     if not sweep:
         return ""
     spec = parse_sweep(sweep, catalog=catalog)
-    sizes = [len(axis) for axis in spec.axes.values()]
+    sizes = [axis_count(axis) for axis in spec.axes.values()]
     if spec.kind == "zip":
         return f"zip of {sizes[0]}" if sizes else ""
     return " × ".join(str(size) for size in sizes)
 
 
 def estimate(
-    request: SubmissionRequest, settings: Mapping[str, Any], slurm: SlurmClient | None
+    request: SubmissionRequest,
+    settings: Mapping[str, Any],
+    slurm: SlurmClient | None,
+    owner: User,
 ) -> Estimate:
     """Plan the request (no clone, nothing written) and summarise it for the form.
 
@@ -457,7 +468,7 @@ def estimate(
     follows the sweep builder even before the repository URL is filled in.
     """
     try:
-        plan = plan_submission(request, settings, slurm)
+        plan = plan_submission(request, settings, slurm, owner=owner)
     except SubmissionError as exc:
         return _rough_estimate(request, settings, (str(exc),))
     return Estimate(

@@ -40,7 +40,7 @@ def submit(app, repo, sweeps=(), sets=None, resources=None, after_sbatch=None) -
         resources=resources or svc.Resources(time_minutes=10, mem_mb=256),
     )
     slurm = slurm_client(app.config)
-    plan = svc.plan_submission(request, app.config, slurm)
+    plan = svc.plan_submission(request, app.config, slurm, owner=owner())
     submission = svc.create_submission(plan, owner())
     if submission.state != "STAGING":
         return submission  # waits for an admin
@@ -183,7 +183,7 @@ def test_slurmctld_down_gives_submit_failed_then_retry_succeeds(engine_app, exam
             resources=svc.Resources(time_minutes=10, mem_mb=256),
         )
         slurm = slurm_client(engine_app.config)
-        plan = svc.plan_submission(request, engine_app.config, slurm)
+        plan = svc.plan_submission(request, engine_app.config, slurm, owner=owner())
         sub = svc.create_submission(plan, owner())
         svc.launch(sub, engine_app.config, slurm)
         assert sub.state == "SUBMIT_FAILED"
@@ -350,7 +350,8 @@ def test_poll_memory_skips_unchanged_cycles_and_sees_every_change(engine_app, ex
         cli_sweeps=["FP_CORE_UTIL=30,40,50"],
         resources=svc.Resources(time_minutes=10, mem_mb=256),
     )
-    sub = svc.create_submission(svc.plan_submission(request, engine_app.config, slurm), owner())
+    plan = svc.plan_submission(request, engine_app.config, slurm, owner=owner())
+    sub = svc.create_submission(plan, owner())
     svc.launch(sub, engine_app.config, slurm)
     (job_id,) = sub.job_ids
     statements: list[str] = []

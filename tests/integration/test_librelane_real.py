@@ -79,7 +79,7 @@ def plan(app, repo: str, sweeps=()) -> svc.Plan:
         cli_sweeps=list(sweeps),
         resources=svc.Resources(time_minutes=10, mem_mb=1024),
     )
-    return svc.plan_submission(request, app.config, slurm_client(app.config))
+    return svc.plan_submission(request, app.config, slurm_client(app.config), owner=ada())
 
 
 def run(app, repo: str, sweeps=()) -> Submission:

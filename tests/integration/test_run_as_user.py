@@ -447,7 +447,8 @@ def test_a_relaunch_with_the_service_client_still_runs_as_the_owner(site: Site, 
         )
         service = slurm_client(app.config)  # no user: what the poller holds
         assert service.transport.run_as is None
-        sub = svc.create_submission(svc.plan_submission(request, app.config, service), owner)
+        plan = svc.plan_submission(request, app.config, service, owner=owner)
+        sub = svc.create_submission(plan, owner)
         svc.launch(sub, app.config, service)
         assert sub.state == "QUEUED", sub.error
         assert sacct(sub.job_ids[0], "User") == {(ALICE,)}

@@ -94,8 +94,8 @@ def waiting_submission(app, repo, name="counter sweep", points="10,20") -> str:
         name=name,
     )
     with app.app_context():
-        plan = svc.plan_submission(request, app.config, slurm_client(app.config))
         owner = db.session.scalar(select(User).where(User.username == "ada"))
+        plan = svc.plan_submission(request, app.config, slurm_client(app.config), owner=owner)
         submission = svc.create_submission(plan, owner)
         assert submission.state == "AWAITING_APPROVAL"
         return submission.uuid

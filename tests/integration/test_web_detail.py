@@ -71,8 +71,8 @@ def submit(app: Flask, repo: str, sweeps: list[str], name: str = "") -> Submissi
         name=name,
     )
     slurm = slurm_client(app.config)
-    plan = svc.plan_submission(request, app.config, slurm)
     owner = db.session.scalar(select(User).where(User.username == "ada"))
+    plan = svc.plan_submission(request, app.config, slurm, owner=owner)
     submission = svc.create_submission(plan, owner)
     return svc.launch(submission, app.config, slurm)
 
