@@ -86,7 +86,11 @@ def _check_safe_string(name: str, text: str) -> str:
 
 
 def _format_number(number: float | int) -> str:
-    return str(int(number)) if float(number).is_integer() else repr(float(number))
+    """``10``, ``0.5``; a huge number in short form (``1e+300``), never hundreds of digits."""
+    value = float(number)
+    if abs(value) >= 1e15:
+        return f"{value:.3g}"
+    return str(int(number)) if value.is_integer() else repr(value)
 
 
 @dataclass(frozen=True)

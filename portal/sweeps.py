@@ -112,12 +112,17 @@ class NumericRange:
         """True when every value is an integer (start and step are integers)."""
         return self.start == self.start.to_integral() and self.step == self.step.to_integral()
 
-    def __len__(self) -> int:
+    @property
+    def count(self) -> int:
+        """How many values (any size: ``len()`` stops at ``sys.maxsize``)."""
         return int((self.stop - self.start) / self.step) + 1
+
+    def __len__(self) -> int:
+        return self.count
 
     def __iter__(self) -> Iterator[int | float]:
         integral = self.integral
-        for i in range(len(self)):
+        for i in range(self.count):
             yield _plain(self.start + i * self.step, integral)
 
     def __str__(self) -> str:
@@ -134,6 +139,16 @@ class NumericRange:
 
 
 Axis = tuple[Value, ...] | NumericRange
+
+
+def _count_text(count: int) -> str:
+    """``1,000,000``; past a quadrillion ``about 1e+302`` rather than 300 digits."""
+    return f"{count:,}" if count < 10**15 else f"about {Decimal(count):.2e}"
+
+
+def axis_count(axis: Axis) -> int:
+    """How many values an axis has (a range of any size)."""
+    return axis.count if isinstance(axis, NumericRange) else len(axis)
 
 
 def _axis_values(axis: Axis, param: Parameter) -> list[Value]:
@@ -344,7 +359,7 @@ def _range_axis(param: Parameter, rng: NumericRange) -> NumericRange:
     if param.type == "int" and not rng.integral:
         raise SweepError(f"an integer parameter needs an integer start and step, got {rng}")
     param.coerce(_plain(rng.start, rng.integral))
-    last = rng.start + (len(rng) - 1) * rng.step
+    last = rng.start + (rng.count - 1) * rng.step
     param.coerce(_plain(last, rng.integral))
     return rng
 
@@ -368,7 +383,7 @@ def _parse_axes_spec(
     axes = _parse_axes(_require(data, "parameters", Mapping), catalog)
     _check_base_overlap(base, axes)
     if kind == "zip":
-        lengths = {name: len(axis) for name, axis in axes.items()}
+        lengths = {name: axis_count(axis) for name, axis in axes.items()}
         if len(set(lengths.values())) > 1:
             shown = ", ".join(f"{n}={length}" for n, length in lengths.items())
             raise SweepError(f"zip needs lists of equal length, got {shown}")
@@ -560,9 +575,9 @@ def count_points(spec: SweepSpec) -> int:
     if spec.kind == "single":
         return 1
     if spec.kind in ("grid", "matrix"):
-        return math.prod(len(axis) for axis in spec.axes.values())
+        return math.prod(axis_count(axis) for axis in spec.axes.values())
     if spec.kind == "zip":
-        return min((len(axis) for axis in spec.axes.values()), default=0)
+        return min((axis_count(axis) for axis in spec.axes.values()), default=0)
     if spec.kind == "list":
         return len(spec.points)
     if spec.kind == "random":
@@ -580,7 +595,7 @@ def expand_sweep(
     count = count_points(spec)
     if count > max_points:
         raise SweepError(
-            f"the sweep has {count:,} points, more than the limit of {max_points:,}; "
+            f"the sweep has {_count_text(count)} points, more than the limit of {max_points:,}; "
             "narrow the ranges or split the sweep"
         )
     if count == 0:

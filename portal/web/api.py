@@ -237,6 +237,8 @@ def _body(fields: Any, *, optional: bool = False) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestInvalid(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestInvalid("The request body is nested too deeply.") from None
     return parse_object(data, fields)
 
 
@@ -381,7 +383,7 @@ def create_submission() -> Any:
 
 def _dry_run(built: svc.SubmissionRequest, user: User) -> dict[str, Any]:
     settings = current_app.config
-    plan = svc.plan_submission(built, settings, slurm_client(settings, user))
+    plan = svc.plan_submission(built, settings, slurm_client(settings, user), owner=user)
     script = svc.preview_script(plan, settings, user)
     return {
         "script": script,

@@ -280,6 +280,17 @@ def test_unreadable_submissions_are_400_and_write_nothing(app, people, body, fra
         ({"resources": {"mem_mb": -1}}, "mem_mb must be a positive"),
         ({"resources": {"time_minutes": 0}}, "time_minutes must be a positive"),
         ({"resources": {"throttle": -1}}, "throttle"),
+        # A designer charges only what is theirs (ada: openlane), and names reach no script.
+        (
+            {"resources": {"account": "root"}},
+            "may not charge Slurm account 'root' (yours: openlane)",
+        ),
+        ({"resources": {"qos": "high"}}, "may not use Slurm QOS 'high'"),
+        ({"resources": {"qos": "$(id)"}}, "qos must be a Slurm name"),
+        ({"resources": {"account": "openlane\n#SBATCH --x"}}, "account must be a Slurm name"),
+        ({"resources": {"partition": "debug;id"}}, "partition must be a Slurm name"),
+        ({"sweeps": ["CLOCK_PERIOD=1:1e300:1e-300"]}, "CLOCK_PERIOD must be between"),
+        ({"sweeps": ["CLOCK_PERIOD=1:100:1e-300"]}, "about 9.90e+301 points"),
         ({"sweeps": ["CLOCK_PERIOD=1:100000:1"]}, "more than the limit of 10,000"),
         (
             {
@@ -303,6 +314,30 @@ def test_refused_submissions_are_422_and_write_nothing(app, people, change, frag
     assert fragment.lower() in error["message"].lower(), error
     assert counts(app) == before
     assert not (Path(app.config["RUN_ROOT"]) / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("resources", "fragment"),
+    [({"account": "root"}, "may not charge"), ({"qos": "$(id)"}, "qos must be a Slurm name")],
+)
+def test_dry_runs_refuse_what_submissions_refuse(app, people, resources, fragment):
+    body = {**VALID, "resources": {**VALID["resources"], **resources}, "dry_run": True}
+    response = call(app.test_client(), "POST", "/submissions", people["ada"], json=body)
+    assert fragment in error_of(response, 422, "validation_failed")["message"]
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash(app, people):
+    body = "[" * 100_000 + "]" * 100_000
+    response = call(
+        app.test_client(),
+        "POST",
+        "/submissions",
+        people["ada"],
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "nested too deeply" in response.get_json()["error"]["message"]
 
 
 def test_huge_sweep_is_refused_before_expanding(app, people):
