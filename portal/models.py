@@ -1,5 +1,5 @@
-"""Database models: users, submissions and their array tasks, the mail outbox, the audit log
-and the poller lease."""
+"""Database models: users, submissions and their array tasks, share links, the mail outbox, the
+audit log and the poller lease."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ class User(db.Model):
     unix_user: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
     notify: Mapped[str] = mapped_column(String(16), default="completion")
+    #: Part of every session and remember-me cookie of the account; raising it ends them all
+    #: (sign-out, password change or reset, deactivation, "sign out everywhere").
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     submissions: Mapped[list[Submission]] = relationship(
@@ -161,6 +164,26 @@ class Task(db.Model):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     submission: Mapped[Submission] = relationship(back_populates="tasks")
+
+
+class ShareLink(db.Model):
+    """A read-only share link of a submission. The link's signed token carries this row's id;
+    the link opens the submission while the row is unrevoked and unexpired."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    submission: Mapped[Submission] = relationship()
+    created_by: Mapped[User | None] = relationship()
 
 
 class Outbox(db.Model):
