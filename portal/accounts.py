@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -97,11 +98,12 @@ def validate_password(password: str, username: str) -> str:
 def set_password(user: User, password: str) -> None:
     """Validate and store a new password (the caller commits).
 
-    Changing the hash also invalidates outstanding reset links and other sessions, which carry
-    a fingerprint of the previous hash.
+    Every session of the account ends (:func:`end_sessions`) and outstanding reset links,
+    which carry a fingerprint of the previous hash, stop working.
     """
     validate_password(password, user.username)
     user.password_hash = hash_password(password)
+    end_sessions(user)
 
 
 def check_password(user: User, password: str) -> bool:
@@ -115,10 +117,50 @@ def check_password(user: User, password: str) -> bool:
 
 
 def password_fingerprint(user: User) -> str:
-    """A short keyed digest of the current password hash: changes whenever the password does."""
+    """A short keyed digest of the current password hash: changes whenever the password does.
+
+    Reset links carry it, so a link works once. Sessions do not: they carry the account's
+    ``session_version`` (see :func:`end_sessions`).
+    """
     key = str(current_app.config["SECRET_KEY"]).encode()
     digest = hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256)
     return digest.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def session_id(user: User) -> str:
+    """What a browser session and a remember-me cookie carry: ``"<id>:<session_version>"``."""
+    return f"{user.id}:{user.session_version}"
+
+
+def user_for_session_id(value: str) -> User | None:
+    """The active user a session id from :func:`session_id` still signs in, else ``None``.
+
+    ``None`` when the account is gone or inactive, or when its sessions were ended since the
+    id was issued (the version differs; also ids of the older ``<id>:<fingerprint>`` form).
+    """
+    user_id, _, version = (value or "").partition(":")
+    if not user_id.isdigit() or not version.isdigit() or len(user_id) > 18 or len(version) > 18:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or int(version) != user.session_version:
+        return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """End every browser session and remember-me cookie of ``user`` (the caller commits).
+
+    Raises ``session_version`` in the database (atomically: two concurrent calls raise it
+    twice), so each session id made before stops loading. API tokens are not affected.
+    """
+    if sa_inspect(user).persistent:
+        user.session_version = User.session_version + 1  # UPDATE ... SET v = v + 1
+        db.session.flush()  # the attribute reads the new number from now on
+    else:
+        user.session_version = (user.session_version or 0) + 1
 
 
 # --------------------------------------------------------------------------- users

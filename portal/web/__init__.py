@@ -8,7 +8,6 @@ authenticated by that token alone: their session cookie is ignored, CSRF does no
 
 from __future__ import annotations
 
-import hmac
 import importlib
 import importlib.metadata
 import importlib.util
@@ -34,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from portal.accounts import api_token_for, password_fingerprint
+from portal.accounts import api_token_for, user_for_session_id
 from portal.extensions import db
 from portal.flows.registry import site_notes, standin_name
 from portal.models import User
@@ -129,15 +128,8 @@ def _token_user() -> User | None:
 def _load_session_user(session_id: str) -> User | None:
     if bearer_token() is not None:  # API requests are authenticated by their token only
         return _token_user()
-    user_id, _, fingerprint = session_id.partition(":")
-    if not user_id.isdigit():
-        return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not user.active:
-        return None
-    if not hmac.compare_digest(fingerprint, password_fingerprint(user)):
-        return None  # the password changed since this session began
-    return user
+    # refused once the account's sessions were ended (sign-out, password, deactivation)
+    return user_for_session_id(session_id)
 
 
 def _unauthorized() -> Any:

@@ -14,7 +14,7 @@ from flask import abort, current_app
 from flask_login import current_user
 from sqlalchemy import Select, select
 
-from portal.accounts import password_fingerprint
+from portal.accounts import session_id
 from portal.models import Submission, User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,20 +64,16 @@ def admin_required(view: F) -> F:
 # --------------------------------------------------------------------------- Flask-Login
 
 
-def _session_id(user: User) -> str:
-    # "<id>:<password fingerprint>": changing the password ends the other sessions and
-    # remember-me cookies of the account.
-    return f"{user.id}:{password_fingerprint(user)}"
-
-
 def install_login_protocol(cls: type[User]) -> None:
     """Give the ``User`` model what Flask-Login needs (models.py stays free of web imports).
 
-    ``is_active`` follows the ``active`` column and ``get_id`` carries a password fingerprint;
+    ``is_active`` follows the ``active`` column and ``get_id`` is ``"<id>:<session_version>"``
+    (:func:`portal.accounts.session_id`: the session and remember-me cookie carry it, and
+    :func:`portal.accounts.user_for_session_id` refuses it once the version has moved on);
     both are always set, also if the model gains ``UserMixin`` later.
     """
     cls.is_active = property(lambda self: bool(self.active))  # type: ignore[attr-defined]
-    cls.get_id = _session_id  # type: ignore[attr-defined]
+    cls.get_id = session_id  # type: ignore[attr-defined]
     if not hasattr(cls, "is_authenticated"):
         cls.is_authenticated = property(lambda self: True)  # type: ignore[attr-defined]
     if not hasattr(cls, "is_anonymous"):

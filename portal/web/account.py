@@ -17,7 +17,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
 from portal import accounts
@@ -96,12 +96,24 @@ def update_password() -> Any:
         else:
             accounts.set_password(current_user, form.password.data)
             db.session.commit()
-            # The session id carries a password fingerprint: renew it for this browser only.
+            # set_password ended every session: sign this browser in again (only it).
             cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
             login_user(current_user._get_current_object(), remember=cookie in request.cookies)
             flash("Password changed. Other sessions of your account were signed out.", "success")
             return redirect(url_for("account.profile"))
     return _profile_page(400, password_form=form)
+
+
+@bp.post("/sessions/end")
+@login_required
+def end_sessions() -> Any:
+    """Sign out everywhere: every session and remember-me cookie of the account ends, this
+    browser's too (a POST with CSRF token). API tokens keep working."""
+    accounts.end_sessions(current_user)
+    db.session.commit()
+    logout_user()
+    flash("You are signed out on every browser and device. API tokens still work.", "success")
+    return redirect(url_for("auth.login"))
 
 
 # --------------------------------------------------------------------------- API tokens

@@ -354,6 +354,7 @@ def deactivate_user(user_id: int) -> Any:
     if _is_last_active_admin(user):
         return _refuse_last_admin(user, "deactivate")
     user.active = False
+    accounts.end_sessions(user)  # its sessions stay ended if the account is activated again
     audit("user.deactivate", actor=current_user, user_id=user.id, username=user.username)
     db.session.commit()
     flash(f"Deactivated {user.username}.", "success")

@@ -182,9 +182,15 @@ def login() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    """Sign out (a POST with CSRF token, so other sites cannot sign users out)."""
+    """Sign out (a POST with CSRF token, so other sites cannot sign users out).
+
+    Ends every session of the account, not just this browser's cookie: a copied session or
+    remember-me cookie stops working too (sessions carry the account's session version).
+    """
+    accounts.end_sessions(current_user)
+    db.session.commit()
     logout_user()
-    flash("You are signed out.", "info")
+    flash("You are signed out, on every browser of your account.", "info")
     return redirect(url_for("auth.login"))
 
 
