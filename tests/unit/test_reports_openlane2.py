@@ -115,6 +115,21 @@ def test_worst_corner_for_negative_slack_and_for_power():
     assert rec.power_total_w == 3e-3  # worst power is the largest
 
 
+def test_every_slack_and_tns_takes_the_worst_corner_not_the_least_negative():
+    """The real spm run has equal WNS on every corner, so it cannot catch taking the least
+    negative corner: here each corner differs, for setup and hold alike."""
+    metrics = {}
+    for check in ("setup", "hold"):
+        for key in ("ws", "wns", "tns"):
+            metrics[f"timing__{check}__{key}__corner:nom_tt_025C_1v80"] = -0.05
+            metrics[f"timing__{check}__{key}__corner:max_ss_100C_1v60"] = -0.75
+            metrics[f"timing__{check}__{key}__corner:min_ff_n40C_1v95"] = -0.25
+    rec = parse_openlane2_json(metrics)
+    for name in ("ws", "wns", "tns"):
+        assert getattr(rec, f"setup_{name}_ns") == -0.75, name
+        assert getattr(rec, f"hold_{name}_ns") == -0.75, name
+
+
 def test_without_design_level_keys_the_last_iteration_is_taken():
     rec = parse_openlane2_json(_without("route__wirelength", "route__drc_errors"))
     assert rec.wirelength_um == 6360  # route__wirelength__iter:4 (iter:1 was 6379)

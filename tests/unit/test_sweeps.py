@@ -206,6 +206,24 @@ def test_random_values_respect_types_and_ranges():
     assert len({p["MAX_FANOUT_CONSTRAINT"] for p in points}) > 5
 
 
+def test_random_steps_and_integers_reach_both_ends_and_every_value_between():
+    """A sampler that can never draw ``max`` (an off-by-one in the step count) must fail."""
+    spec = {
+        "kind": "random",
+        "seed": 3,
+        "samples": 400,
+        "ranges": {
+            "FP_CORE_UTIL": {"min": 30, "max": 60, "step": 5},
+            "MAX_FANOUT_CONSTRAINT": {"min": 4, "max": 8},
+            "SYNTH_STRATEGY": {"choices": ["AREA 0", "AREA 1", "DELAY 4"]},
+        },
+    }
+    points = expand_sweep(parse_sweep(spec))
+    assert {p["FP_CORE_UTIL"] for p in points} == {30, 35, 40, 45, 50, 55, 60}
+    assert {p["MAX_FANOUT_CONSTRAINT"] for p in points} == {4, 5, 6, 7, 8}
+    assert {p["SYNTH_STRATEGY"] for p in points} == {"AREA 0", "AREA 1", "DELAY 4"}
+
+
 def test_random_sequence_is_pinned():
     """Only Random.random() is used, so this sequence is stable across Python versions."""
     spec = parse_sweep(
