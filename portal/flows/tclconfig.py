@@ -1036,6 +1036,47 @@ def _collect_effects(
                 _collect_effects(word.raw, word.line, out, depth + 1)
 
 
+#: Commands that reach outside the config when OpenLane sources it (as the job's user).
+RUNS_PROGRAMS = frozenset(
+    {"exec", "open", "socket", "file", "cd", "exit", "eval", "uplevel", "load", "interp",
+     "after", "vwait", "fconfigure", "chan", "encoding", "rename", "proc"}
+)  # fmt: skip
+#: ``file`` subcommands that only compute names or look (``file exists`` is common in configs).
+_PURE_FILE = frozenset(
+    {"dirname", "tail", "rootname", "extension", "join", "split", "exists", "isfile",
+     "isdirectory", "readable", "writable", "executable", "normalize", "nativename", "size",
+     "type", "pathtype"}
+)  # fmt: skip
+
+
+def risky_commands(commands: list[_Command], depth: int = 0) -> list[tuple[int, str]]:
+    """``(line, command)`` for each command in ``commands`` (and in their ``[...]``
+    substitutions and braced bodies, recursively) that would run a program, touch files or
+    sockets, or run code built at run time when OpenLane sources the config."""
+    found: list[tuple[int, str]] = []
+    if depth > 16:
+        return found
+    for command in commands:
+        head = _literal(command.words[0])
+        if head in RUNS_PROGRAMS:
+            sub = _literal(command.words[1]) if len(command.words) > 1 else None
+            if not (head == "file" and sub in _PURE_FILE):
+                found.append(
+                    (command.line, head if head != "file" else f"file {sub or ''}".strip())
+                )
+        for word in command.words:
+            for part in word.parts:
+                if isinstance(part, _Subst):
+                    found += risky_commands(part.commands, depth + 1)
+            if word.braced and word is not command.words[0]:
+                try:
+                    body = _Parser(word.raw, word.line).parse_script()
+                except TclSyntaxError:
+                    continue
+                found += risky_commands(body, depth + 1)
+    return found
+
+
 def read_tcl_config(
     path: Path | str,
     *,
@@ -1055,6 +1096,14 @@ def read_tcl_config(
     commands, error = parse_tcl(text)
     evaluator.run(commands)
     result = evaluator.result
+    for line, head in sorted(set(risky_commands(commands))):
+        result.warnings.append(
+            (
+                line,
+                f"'{head}' is not run by the portal, but OpenLane runs it as the job's user "
+                "when it loads this config",
+            )
+        )
     if error is not None:
         result.errors.append((error.line, error.message))
     result.values = dict(evaluator.env)

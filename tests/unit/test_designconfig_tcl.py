@@ -17,6 +17,7 @@ from portal.flows.tclconfig import (
 )
 
 TCLSH = "/usr/bin/tclsh"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROVIDED = {"DESIGN_DIR": "/d", "PDK": "sky130A", "STD_CELL_LIBRARY": "sky130_fd_sc_hd"}
 
 
@@ -267,3 +268,29 @@ def test_tcl_quote_round_trips_through_real_tclsh_and_runs_nothing(tmp_path):
     # and the portal's own reader reads them back identically
     result = read_tcl_config(script, provided={})
     assert [result.values[f"V{i}"] for i in range(len(HOSTILE))] == HOSTILE
+
+
+def test_commands_that_run_programs_are_warned_about_by_line(tmp_path):
+    """Never run, but OpenLane 1 sources config.tcl as the job's user: say so, line by line."""
+    text = (
+        "set ::env(DESIGN_NAME) spm\n"
+        "exec rm -rf ~\n"
+        "set ::env(CLOCK_PERIOD) [exec cat /etc/hostname]\n"
+        "if {1} {\n"
+        "    set f [open /etc/passwd r]\n"
+        "}\n"
+        "set ::env(VERILOG_FILES) [file join $::env(DESIGN_DIR) src x.v]\n"
+        "file delete -force /tmp/x\n"
+        "puts [socket evil.example 80]\n"
+    )
+    result = read_tcl_config(tmp_path / "config.tcl", provided={"DESIGN_DIR": "/d"}, text=text)
+    warned = [(line, msg.split("'")[1]) for line, msg in result.warnings if "runs it" in msg]
+    assert warned == [(2, "exec"), (3, "exec"), (5, "open"), (8, "file delete"), (9, "socket")]
+    assert all("as the job's user" in msg for _, msg in result.warnings if "runs it" in msg)
+    assert result.values["DESIGN_NAME"] == "spm"  # and nothing was run: the reader has no exec
+
+
+def test_the_real_tcl_config_has_no_such_warning():
+    real = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "configs" / "xtea.tcl"
+    result = read_tcl_config(real, provided={"DESIGN_DIR": "/d", "PDK": "sky130A"})
+    assert not [m for _, m in result.warnings if "runs it" in m]
