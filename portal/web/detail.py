@@ -8,8 +8,8 @@ from ``/results``. While the submission can change, the status and tasks table a
 partial polled every :data:`POLL_SECONDS` seconds; when it turns final the page reloads once.
 
 Read-only views are registered twice by :func:`portal.web.sharing.dual_route` (owner and
-share link). Actions (cancel, resubmit, export) are POST forms with CSRF for the signed-in
-owner or an admin; they flash their outcome and return to the page.
+share link). Actions (cancel, resubmit, export, revoking a share link) are POST forms with CSRF
+for the signed-in owner or an admin; they flash their outcome and return to the page.
 """
 
 from __future__ import annotations
@@ -40,13 +40,14 @@ from portal.cluster import slurm_client
 from portal.extensions import db
 from portal.flows.base import FlowError
 from portal.flows.features import FIELDS
-from portal.models import FINAL_STATES, Submission, SubmissionState, Task
+from portal.models import FINAL_STATES, ShareLink, Submission, SubmissionState, Task, audit
 from portal.render import RenderError
 from portal.results import SUMMARY_FIELDS, ResultsError, ResultsTable, results_table
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
 from portal.taskconfigs import read_task_config
+from portal.web import sharing
 from portal.web.bundles import ExportError, bundle_download
 from portal.web.progress import bar_segments
 from portal.web.sharing import Viewer, dual_route, owner_viewer
@@ -431,6 +432,11 @@ def show(viewer: Viewer) -> Any:
         context.update(results_context(viewer))
     context["share_choices"] = share_choices() if viewer.can_act else []
     context["share_link"] = _pop_share_link(submission)
+    context["share_links"] = (
+        [(link, sharing.link_state(link)) for link in sharing.links_of(submission)]
+        if viewer.can_act
+        else []
+    )
     context["has_dashboard"] = "dashboard.index" in current_app.view_functions
     return render_template("detail/show.html", **context)
 
@@ -601,6 +607,28 @@ def export(uuid: str) -> Any:
         flash(f"Cannot export: {exc}", "error")
         return _back(viewer)
     return response
+
+
+@bp.post("/submissions/<uuid>/share-links/<int:link_id>/revoke")
+@login_required
+def revoke_share_link(uuid: str, link_id: int) -> Any:
+    """Revoke one share link of the submission (its owner or an admin); the others stay."""
+    viewer = owner_viewer(uuid)
+    link = db.session.get(ShareLink, link_id)
+    if link is None or link.submission_id != viewer.submission.id:
+        abort(404)
+    if sharing.revoke(link):
+        audit(
+            "submission.share_revoke",
+            actor=current_user,
+            submission=viewer.submission,
+            link_id=link.id,
+        )
+        db.session.commit()
+        flash("Share link revoked: it no longer opens this submission.", "success")
+    else:
+        flash("That share link was revoked already.", "info")
+    return redirect(viewer.url("detail.show") + "#share-links")
 
 
 # --------------------------------------------------------------------------- template helpers

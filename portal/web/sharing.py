@@ -2,10 +2,13 @@
 signed share link.
 
 Share links are ``/shared/<token>``: an itsdangerous ``URLSafeTimedSerializer`` signature (the
-app's ``SECRET_KEY`` and the dedicated salt :data:`SHARE_SALT`) over the submission uuid and an
-expiry time chosen by the owner, at most ``SHARE_LINK_MAX_AGE`` seconds away. A link is refused
-when its signature does not match (forged or altered: 404), when its expiry has passed or when
-it is older than ``SHARE_LINK_MAX_AGE`` (lowering the setting shortens existing links: 410).
+app's ``SECRET_KEY`` and the dedicated salt :data:`SHARE_SALT`) over the submission uuid, an
+expiry time chosen by the owner (at most ``SHARE_LINK_MAX_AGE`` seconds away) and the id of the
+link's :class:`~portal.models.ShareLink` row. A link is refused when its signature does not
+match (forged or altered: 404), when its expiry has passed or when it is older than
+``SHARE_LINK_MAX_AGE`` (lowering the setting shortens existing links: 410), and when its row was
+revoked by the owner or an admin (410). Links signed before links had rows (no row id) are
+refused like revoked ones: nobody could revoke them.
 
 :func:`dual_route` registers a read-only view twice: at ``/submissions/<uuid>...`` for
 signed-in users allowed by :func:`portal.web.access.require_view`, and at
@@ -20,23 +23,27 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, current_app, has_request_context, render_template, url_for
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
-from portal.models import Submission
+from portal.models import ShareLink, Submission, User, utcnow
 from portal.web.access import can_view, require_view
 
 #: Salt of share-link signatures (keeps them apart from sessions, resets, invitations).
 SHARE_SALT = "openlane-portal.share-link.v1"
 DEFAULT_MAX_AGE = 7 * 24 * 3600
+#: Seconds between two writes of ``ShareLink.last_used_at`` (a page polls every few seconds).
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+#: Links listed on the submission page (newest first).
+LINKS_LISTED = 50
 _UUID_RE = re.compile(r"[0-9a-fA-F-]{32,36}")
 
 
@@ -44,6 +51,7 @@ class ShareLinkError(Exception):
     """A share link that does not open anything (forged, altered, unknown submission)."""
 
     status = 404
+    title = "This share link is not valid"
     message = "This share link is not valid. Check that it was copied completely."
 
 
@@ -51,7 +59,18 @@ class ShareLinkExpired(ShareLinkError):
     """A genuine share link past its expiry."""
 
     status = 410
+    title = "This share link has expired"
     message = "This share link has expired. Ask the owner of the submission for a new one."
+
+
+class ShareLinkRevoked(ShareLinkExpired):
+    """A genuine share link the owner or an admin revoked (or one made before links could be)."""
+
+    title = "This share link was revoked"
+    message = (
+        "This share link was revoked and no longer opens the submission. Ask the owner of the "
+        "submission for a new one."
+    )
 
 
 def max_age() -> int:
@@ -66,18 +85,38 @@ def serializer() -> URLSafeTimedSerializer:
 
 
 def make_token(
-    submission_uuid: str, seconds: int, signer: URLSafeTimedSerializer | None = None
+    submission_uuid: str,
+    seconds: int,
+    signer: URLSafeTimedSerializer | None = None,
+    created_by: User | None = None,
 ) -> tuple[str, datetime]:
-    """A token opening ``submission_uuid`` for ``seconds`` (1..max_age); (token, expiry UTC)."""
+    """A token opening ``submission_uuid`` for ``seconds`` (1..max_age); (token, expiry UTC).
+
+    Adds the link's :class:`ShareLink` row to the session (flushed for its id; the caller
+    commits). ``created_by`` defaults to the signed-in user of the request.
+    """
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 < seconds <= max_age():
         raise ValueError(f"a share link lives between 1 and {max_age()} seconds")
+    submission = find_submission(submission_uuid)
+    if submission is None:
+        raise ValueError(f"no submission {submission_uuid!r}")
+    if created_by is None and has_request_context() and current_user.is_authenticated:
+        created_by = current_user._get_current_object()
     expires = int(time.time()) + seconds
-    token = (signer or serializer()).dumps({"s": submission_uuid, "x": expires})
-    return str(token), datetime.fromtimestamp(expires, UTC).replace(tzinfo=None)
+    expires_at = datetime.fromtimestamp(expires, UTC).replace(tzinfo=None)
+    link = ShareLink(
+        submission_id=submission.id,
+        created_by_id=created_by.id if created_by is not None else None,
+        expires_at=expires_at,
+    )
+    db.session.add(link)
+    db.session.flush()
+    token = (signer or serializer()).dumps({"s": submission_uuid, "x": expires, "l": link.id})
+    return str(token), expires_at
 
 
-def load_token(token: str) -> tuple[str, datetime]:
-    """(submission uuid, expiry UTC) of a valid token; raises :class:`ShareLinkError`."""
+def _payload(token: str) -> dict[str, Any]:
+    """The checked payload of a genuine, unexpired token; raises :class:`ShareLinkError`."""
     if not token or len(token) > 1000:
         raise ShareLinkError
     try:
@@ -90,11 +129,71 @@ def load_token(token: str) -> tuple[str, datetime]:
         not isinstance(payload, dict)
         or not isinstance(payload.get("s"), str)
         or not isinstance(payload.get("x"), int)
+        or isinstance(payload["x"], bool)
     ):
         raise ShareLinkError
     if payload["x"] < time.time():
         raise ShareLinkExpired
+    return payload
+
+
+def load_token(token: str) -> tuple[str, datetime]:
+    """(submission uuid, expiry UTC) of a valid token; raises :class:`ShareLinkError`.
+
+    Checks the signature and the expiry only; :func:`shared_viewer` also checks the link's row.
+    """
+    payload = _payload(token)
     return payload["s"], datetime.fromtimestamp(payload["x"], UTC).replace(tzinfo=None)
+
+
+def live_link(link_id: Any, submission: Submission) -> ShareLink:
+    """The unrevoked, unexpired row ``link_id`` of a token of ``submission``; raises
+    :class:`ShareLinkRevoked` for a revoked link or a token without a row id, else
+    :class:`ShareLinkError` or :class:`ShareLinkExpired`. Records the use (once a minute)."""
+    if link_id is None:
+        raise ShareLinkRevoked  # signed before links had rows: nobody could revoke it
+    if not isinstance(link_id, int) or isinstance(link_id, bool):
+        raise ShareLinkError
+    link = db.session.get(ShareLink, link_id)
+    if link is None or link.submission_id != submission.id:
+        raise ShareLinkError
+    if link.revoked_at is not None:
+        raise ShareLinkRevoked
+    now = utcnow()
+    if link.expires_at <= now:
+        raise ShareLinkExpired
+    if link.last_used_at is None or now - link.last_used_at >= LAST_USED_RESOLUTION:
+        link.last_used_at = now
+        db.session.commit()
+    return link
+
+
+def links_of(submission: Submission, limit: int = LINKS_LISTED) -> list[ShareLink]:
+    """The share links of ``submission``, newest first (their creators loaded with them)."""
+    return list(
+        db.session.scalars(
+            select(ShareLink)
+            .where(ShareLink.submission_id == submission.id)
+            .options(joinedload(ShareLink.created_by))
+            .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def link_state(link: ShareLink) -> str:
+    """``"active"``, ``"revoked"`` or ``"expired"``."""
+    if link.revoked_at is not None:
+        return "revoked"
+    return "active" if link.expires_at > utcnow() else "expired"
+
+
+def revoke(link: ShareLink) -> bool:
+    """Revoke ``link`` (the caller commits); False when it was revoked already."""
+    if link.revoked_at is not None:
+        return False
+    link.revoked_at = utcnow()
+    return True
 
 
 def share_url(token: str) -> str:
@@ -150,11 +249,12 @@ def owner_viewer(uuid: str) -> Viewer:
 
 def shared_viewer(token: str) -> Viewer:
     """The viewer of a share link; raises :class:`ShareLinkError`."""
-    uuid, expires = load_token(token)
-    submission = find_submission(uuid)
+    payload = _payload(token)
+    submission = find_submission(payload["s"])
     if submission is None or not submission.owner.active:
         raise ShareLinkError
-    return Viewer(submission, token=token, expires_at=expires)
+    link = live_link(payload.get("l"), submission)
+    return Viewer(submission, token=token, expires_at=link.expires_at)
 
 
 def share_error_page(error: ShareLinkError) -> Any:
