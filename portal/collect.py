@@ -23,7 +23,7 @@ def collect_task_metrics(flow_name: str, run_dir: str | Path, index: int) -> dic
     flow = get_flow(flow_name)
     run = flow.run_dir_for_task(task_dir(run_dir, index), task_tag(index))
     try:
-        features = parse_run_dir(run)
+        features = parse_run_dir(run, flow=flow_name)
     except (OSError, ValueError) as exc:
         log.warning("could not read the reports of %s: %s", run, exc)
         return None

@@ -126,6 +126,8 @@ def submission_text(data: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]] 
     for task in tasks:
         job = task.get("job") or "-"
         code = "" if task.get("exit_code") is None else f" exit {task['exit_code']}"
+        if task.get("exit_code") is None and task.get("signal"):
+            code = f" signal {task['signal']}"
         params = " ".join(f"{k}={v}" for k, v in (task.get("params") or {}).items())
         lines.append(f"  [{task['index']:>4}] {task['state']:<13} {job:<12}{code}  {params}")
     return "\n".join(lines)

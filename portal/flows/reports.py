@@ -782,17 +782,21 @@ def _openlane1_run(run_dir: str) -> DesignFeatures:
     return features
 
 
-def _is_openlane2_run(run_dir: str) -> bool:
+def _is_openlane2_run(run_dir: str, flow: str | None = None) -> bool:
     if os.path.isfile(os.path.join(run_dir, *_OL2_METRICS)):
         return True
     if any(os.path.isfile(os.path.join(run_dir, *parts)) for parts in _OL1_METRICS):
         return False
+    if flow is not None:  # no report yet (a run cut short): the flow that ran decides
+        return flow != "openlane1"
     return os.path.isfile(os.path.join(run_dir, "resolved.json")) or os.path.isfile(
         os.path.join(run_dir, "flow.log")
     )
 
 
-def parse_run_dir(path: PathOrText, *, step_runtimes: bool = False) -> DesignFeatures | None:
+def parse_run_dir(
+    path: PathOrText, *, step_runtimes: bool = False, flow: str | None = None
+) -> DesignFeatures | None:
     """Features of the OpenLane run at ``path`` (the run dir, or a dir holding ``runs/<tag>/``).
 
     Returns None when no run is found. Found files, in order: OpenLane 2
@@ -807,6 +811,10 @@ def parse_run_dir(path: PathOrText, *, step_runtimes: bool = False) -> DesignFea
     ("Flow complete" vs an ERROR/"Flow failed"/traceback line);
     ``unknown`` when nothing tells.
 
+    ``flow`` (``openlane1``, ``openlane2``, ``librelane``), when known, decides the layout of a
+    run that wrote no metrics file yet (a task that timed out, say); otherwise it is guessed
+    from the files present.
+
     Runtime: OpenLane 1 ``total_runtime`` (else ``runtime.yaml``); OpenLane 2 ``runtime.yaml``
     if present, else, only with ``step_runtimes=True``, the sum of the steps' ``runtime.txt``
     (one small read per step, ~70 for the Classic flow: too slow for bulk collection, where
@@ -816,7 +824,7 @@ def parse_run_dir(path: PathOrText, *, step_runtimes: bool = False) -> DesignFea
     if run_dir is None:
         return None
     base = os.fspath(run_dir)
-    if _is_openlane2_run(base):
+    if _is_openlane2_run(base, flow):
         return _openlane2_run(base, step_runtimes)
     return _openlane1_run(base)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from portal.slurm.states import ACTIVE, COMPLETED, PENDING, TERMINAL, normalize_state
+from portal.slurm.states import ACTIVE, COMPLETED, PENDING, TERMINAL, TIMEOUT, normalize_state
 
 #: Environment prefix for query commands (see the module docstring).
 QUERY_ENV: tuple[str, ...] = ("env", "SLURM_BITSTR_LEN=0", "SLURM_TIME_FORMAT=standard")
@@ -371,6 +371,10 @@ def parse_sacct(stdout: str) -> list[TaskRow]:
             continue
         state = _STATES[state]
         code, signal = _EXIT_CODES[exit_code] if state in TERMINAL else _NO_EXIT
+        if state == TIMEOUT and code == 0 and not signal:
+            # The allocation row of a timed-out task says 0:0; its batch step, which --allocations
+            # leaves out, says 0:15: Slurm ended it with SIGTERM. It never exited on its own.
+            code, signal = None, SIGTERM
         values = (
             state,
             code,
@@ -411,6 +415,7 @@ class _Memo(dict[str, Any]):
 _STATES = _Memo(normalize_state)
 _EXIT_CODES = _Memo(parse_exit_code)
 _NO_EXIT = (None, None)
+SIGTERM = 15
 
 
 def _append_rows(rows: list[TaskRow], job_field: str, raw_id: str, values: tuple[Any, ...]) -> None:

@@ -283,3 +283,13 @@ def test_errors_are_capped(tmp_path):
     run = _failed_librelane_run(tmp_path)
     (run / "error.log").write_text("".join(f"problem {i}\n" for i in range(50)))
     assert len(run_errors(run)) == MAX_ERROR_LINES
+
+
+def test_a_run_cut_short_takes_the_layout_of_the_flow_that_ran(tmp_path):
+    """A timed-out OpenLane 1 task has logs but no report yet: it is not an OpenLane 2 run."""
+    run = tmp_path / "runs" / "task-0003"
+    run.mkdir(parents=True)
+    (run / "flow.log").write_text("[STEP 12] Running global routing...\n")
+    assert parse_run_dir(tmp_path).flow == "openlane2"  # guessed from the files alone
+    assert parse_run_dir(tmp_path, flow="openlane1").flow == "openlane1"
+    assert parse_run_dir(tmp_path, flow="librelane").flow == "openlane2"

@@ -191,6 +191,12 @@ def test_sacct_final_states_exit_codes_and_times() -> None:
     assert timeout.elapsed_seconds is not None and timeout.elapsed_seconds >= 60
     assert timeout.end is not None and timeout.start is not None
     assert (timeout.end - timeout.start).total_seconds() == timeout.elapsed_seconds
+    # The allocation row says 0:0; the batch step (sacct_final_with_steps) says 0:15: the task
+    # did not exit 0, Slurm ended it with SIGTERM.
+    assert (timeout.exit_code, timeout.signal) == (None, 15)
+    steps = stdout("sacct_final_with_steps")
+    assert "44_3|50|TIMEOUT|0:0|" in steps and "44_3.batch|50.batch|CANCELLED|0:15|" in steps
+    assert (outcomes[1].exit_code, outcomes[2].signal) == (3, 15)
     assert outcomes[5].elapsed_seconds == 20
     # tasks 3 and 5 were cancelled while pending: Slurm keeps no row for them at all
     assert sorted(by_task(rows, THROTTLED)) == [0, 1, 2, 4, 6, 7, 8, 9]
