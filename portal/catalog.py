@@ -87,6 +87,8 @@ def _check_safe_string(name: str, text: str) -> str:
 
 def _format_number(number: float | int) -> str:
     """``10``, ``0.5``; a huge number in short form (``1e+300``), never hundreds of digits."""
+    if isinstance(number, int) and abs(number) >= 10**15:
+        return f"{Decimal(number):.2e}"
     value = float(number)
     if abs(value) >= 1e15:
         return f"{value:.3g}"
