@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     # Git staging
     "GIT_ALLOW_FILE_URLS": False,
     "GIT_ALLOWED_HOSTS": [],
+    "GIT_ALLOWED_PRIVATE_HOSTS": [],
     "GIT_CLONE_TIMEOUT": 300,
     "GIT_MAX_REPO_MB": 500,
     # Mail
@@ -157,6 +158,11 @@ DOCS: dict[str, str] = {
     "APPROVAL_ARRAY_SIZE": "Submissions with more tasks wait for an admin.",
     "GIT_ALLOW_FILE_URLS": "Allow file:// repository URLs (admin setting).",
     "GIT_ALLOWED_HOSTS": "If non-empty, only these Git hosts are accepted.",
+    "GIT_ALLOWED_PRIVATE_HOSTS": "Hosts or addresses on private, loopback or link-local "
+    "networks the portal may clone from anyway, e.g. the site's internal GitLab: host names, "
+    "*.domain suffixes, addresses or networks (10.1.0.0/16). Every other repository host must "
+    "resolve to public addresses only (checked at submit and before each clone). The demo and "
+    "the tests list their own loopback git daemon here.",
     "GIT_CLONE_TIMEOUT": "Seconds before a clone is abandoned.",
     "GIT_MAX_REPO_MB": "Largest checkout accepted, in MiB.",
     "MAIL_SERVER": "SMTP host.",

@@ -1,7 +1,8 @@
 """What a designer may ask the portal to clone: repository URL, ref and design folder.
 
-Everything here is pure string checking (no process, no network), so a form can call it on
-every keystroke and the staging code can call it again before it runs ``git``.
+Everything here except :func:`check_host_address` is pure string checking (no process, no
+network), so a form can call it on every keystroke and the staging code can call it again before
+it runs ``git``. :func:`check_host_address` resolves the host name (see below).
 
 Decisions, in one place:
 
@@ -20,8 +21,26 @@ Decisions, in one place:
 * Refused outright: a leading ``-`` (option injection such as ``--upload-pack=...``), the
   ``<transport>::<address>`` remote-helper syntax (``ext::``, ``fd::``...), whitespace and
   control characters, non-ASCII text (use punycode and %-escapes), query strings and fragments.
+* Numeric hosts must be plain dotted-quad IPv4 (``127.0.0.1``): other spellings that the C
+  library and curl read as an IPv4 address (``0x7f000001``, ``2130706433``, ``0177.0.0.1``,
+  ``127.1``) are refused, so what is checked is what git connects to.
 * Refs follow ``git check-ref-format --allow-onelevel`` plus: printable ASCII only, no leading
   ``-``, and an all-hex string longer than 40 digits is refused (it is a mistyped commit id).
+
+Where the host is on the network (:func:`check_host_address`, called before every clone and when
+a submission is planned): the host name is resolved (``socket.getaddrinfo``, every address) and
+refused when ANY address is not a public unicast address: loopback, private (RFC 1918, IPv6
+unique-local), shared (100.64/10), link-local (including 169.254.169.254, the cloud metadata
+service), unspecified, multicast, reserved or documentation ranges, IPv6 site-local, and the
+IPv4-mapped, 6to4 and NAT64 forms of any of these. The admin setting
+``GIT_ALLOWED_PRIVATE_HOSTS`` names exceptions (an internal GitLab): host names, ``*.domain``
+suffixes, addresses or networks. A name that does not resolve and a refused address get the same
+message (:func:`unreachable_message`), which says nothing about which it was, nor about ports.
+Resolution runs in a daemon thread and is given up after ``timeout_s`` (3 s by default): a slow
+resolver cannot hold a request, and at most 8 lookups are in flight at once (beyond that a check
+fails rather than queueing threads). The address is resolved again by git (no pinning), so a DNS
+answer that changes between the check and the clone is not caught; redirects are not followed
+(see :mod:`portal.staging`).
 """
 
 from __future__ import annotations
@@ -29,6 +48,9 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -37,10 +59,12 @@ __all__ = [
     "GitURLError",
     "RepoURL",
     "check_design_path",
+    "check_host_address",
     "check_ref",
     "check_repo_url",
     "is_commit_sha",
     "redact",
+    "unreachable_message",
 ]
 
 MAX_URL_LENGTH = 2048
@@ -61,6 +85,25 @@ _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[
 _SCP_SECRET_RE = re.compile(r"^[^/@\s:]*:[^/@\s]*@")
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+\Z")
 _DESIGN_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.+@=,-]+\Z")
+# WHATWG URL rule: a host whose last label is a number is an IPv4 address (in any spelling).
+_NUMERIC_LABEL_RE = re.compile(r"^(?:[0-9]+|0[xX][0-9A-Fa-f]*)\Z")
+RESOLVE_TIMEOUT_S = 3.0
+_RESOLVER_SLOTS = threading.BoundedSemaphore(8)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Not global, whatever the Python version's is_global says.
+_NOT_PUBLIC: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv4Network("0.0.0.0/8"),
+    ipaddress.IPv4Network("100.64.0.0/10"),
+    ipaddress.IPv4Network("192.0.0.0/24"),
+    ipaddress.IPv4Network("198.18.0.0/15"),
+    ipaddress.IPv4Network("240.0.0.0/4"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("100::/64"),
+    ipaddress.IPv6Network("2001::/23"),
+    ipaddress.IPv6Network("2001:db8::/32"),
+    ipaddress.IPv6Network("fc00::/7"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
 _CREDENTIALS_REFUSED = (
     "credentials in the repository URL are not allowed (the portal clones without passwords; "
     "use a public URL or one the cluster's deploy key can read)"
@@ -227,6 +270,13 @@ def _check_host(host: str, url: str) -> str:
     labels = host.rstrip(".").split(".") if host else []
     if not labels or len(host) > 253 or not all(_LABEL_RE.match(label) for label in labels):
         raise GitURLError(f"invalid host name in URL: {_shown(url)}")
+    if _NUMERIC_LABEL_RE.match(labels[-1]):
+        try:
+            return str(ipaddress.IPv4Address(".".join(labels)))
+        except ValueError:
+            raise GitURLError(
+                f"numeric host must be a plain dotted IPv4 address such as 192.0.2.1: {_shown(url)}"
+            ) from None
     return host.rstrip(".").lower()
 
 
@@ -299,6 +349,128 @@ def _check_host_allowed(host: str, allowed_hosts: Sequence[str], url: str) -> No
         elif host == pattern:
             return
     raise GitURLError(f"host '{host}' is not on this portal's list of Git hosts: {_shown(url)}")
+
+
+def unreachable_message(host: str) -> str:
+    """The one message for a host that does not resolve, is refused, or cannot be connected to.
+
+    It must not tell these apart (or say anything about ports): otherwise the portal would be a
+    probe of the networks it sits in.
+    """
+    return (
+        f"cannot reach the repository host {_format_host(host)} "
+        f"(unknown, unreachable, or not allowed by this site)"
+    )
+
+
+def check_host_address(
+    url: RepoURL, allowed_private: Sequence[str] = (), *, timeout_s: float = RESOLVE_TIMEOUT_S
+) -> None:
+    """Refuse a URL whose host is, or resolves to, anything but public unicast addresses.
+
+    ``allowed_private`` (the ``GIT_ALLOWED_PRIVATE_HOSTS`` setting) lists exceptions: a host
+    name (``gitlab.internal``) or ``*.domain`` suffix lets the host through without resolving
+    it; an address (``10.1.2.3``) or network (``10.1.0.0/16``) allows those addresses. ``file``
+    URLs are not checked (``GIT_ALLOW_FILE_URLS`` governs them). Resolution is given up after
+    ``timeout_s`` seconds. Raises :class:`GitURLError` with :func:`unreachable_message` for a
+    name that does not resolve and for a refused address alike.
+    """
+    if url.scheme == "file":
+        return
+    host = url.host
+    names, networks = _split_allowed(allowed_private)
+    if _name_allowed(host, names):
+        return
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        addresses = _resolve(host, timeout_s)
+    if not addresses:
+        raise GitURLError(unreachable_message(host))
+    for address in addresses:
+        if not _is_public(address) and not any(
+            address.version == net.version and address in net for net in networks
+        ):
+            raise GitURLError(unreachable_message(host))
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_allowed(entries: Sequence[str]) -> tuple[list[str], list[IPNetwork]]:
+    """Host names and ``*.domain`` patterns (lowercased), and address networks."""
+    names: list[str] = []
+    networks: list[IPNetwork] = []
+    if isinstance(entries, str):  # a single name from a hand-written setting
+        entries = [entries]
+    for raw in entries:
+        entry = str(raw).strip().lower()
+        bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+        try:
+            networks.append(ipaddress.ip_network(bare, strict=False))
+        except ValueError:
+            if entry.rstrip("."):
+                names.append(entry.rstrip("."))
+    return names, networks
+
+
+def _name_allowed(host: str, names: Sequence[str]) -> bool:
+    return any(host.endswith(name[1:]) if name.startswith("*.") else host == name for name in names)
+
+
+def _resolve(host: str, timeout_s: float) -> list[IPAddress]:
+    """Every address ``host`` resolves to; ``[]`` when it does not resolve within ``timeout_s``.
+
+    ``getaddrinfo`` has no timeout of its own, so it runs in a daemon thread that is abandoned
+    (it ends when the resolver gives up) if it takes too long; the semaphore bounds how many
+    such threads can exist.
+    """
+    deadline = time.monotonic() + timeout_s
+    if not _RESOLVER_SLOTS.acquire(timeout=max(0.0, timeout_s)):
+        return []
+    found: list[IPAddress] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            for _family, _type, _proto, _name, sockaddr in infos:
+                found.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
+        except Exception:  # any failure is "does not resolve" (refused)
+            found.clear()
+        finally:
+            _RESOLVER_SLOTS.release()
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        return []
+    return list(found)
+
+
+def _is_public(address: IPAddress) -> bool:
+    """True for a global unicast address (IPv4-mapped and NAT64 forms judged by their IPv4)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return _is_public(address.ipv4_mapped)
+        if address in _NAT64:
+            return _is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.sixtofour is not None and not _is_public(address.sixtofour):
+            return False
+        if address.is_site_local:
+            return False
+    flags = (
+        address.is_private,
+        address.is_loopback,
+        address.is_link_local,
+        address.is_multicast,
+        address.is_reserved,
+        address.is_unspecified,
+    )
+    if any(flags) or not address.is_global:
+        return False
+    return not any(address.version == net.version and address in net for net in _NOT_PUBLIC)
 
 
 def is_commit_sha(ref: str) -> bool:
