@@ -11,6 +11,21 @@ How it runs git (through GitPython's process wrapper, argv only, never a shell):
   branches and tags are fetched in full and the commit is looked up locally (``shallow`` is
   then ``False``). An abbreviated commit id (7-39 hex digits that are not a branch or tag
   name) always takes the full-fetch path, since git cannot fetch an abbreviated id.
+* Before git runs, the host is resolved and refused unless every address is public, or the
+  host is on the ``allowed_private`` list (the ``GIT_ALLOWED_PRIVATE_HOSTS`` setting; see
+  :func:`portal.gitpolicy.check_host_address`), so a designer cannot make the portal connect to
+  loopback, the cluster's private networks or a cloud metadata service. A host that only the
+  service account's ssh config (a ``Host`` alias) or its http proxy can reach must be listed
+  there too.
+* Redirects are never followed (``http.followRedirects=false``): an https server could
+  otherwise answer 301/302 with an internal address, which the check above never saw. git's
+  default (``initial``) follows redirects of the first request, which is exactly that hole, and
+  git has no "same host only" setting. The cost: a moved repository (renamed on GitHub, a
+  server that redirects to the ``.git`` URL) fails with a message asking for its final URL.
+* A clone that cannot connect (name not found, refused, timed out, no route, reset, TLS or
+  protocol garbage, or the time limit passing before the server said anything) gets the same
+  message as a refused address (:func:`portal.gitpolicy.unreachable_message`), with no port
+  and no reason: designers must not be able to tell open ports from closed ones.
 * Only the URL's own protocol is allowed (``protocol.allow=never`` plus
   ``protocol.<scheme>.allow=always`` and ``GIT_ALLOW_PROTOCOL``), no hooks
   (``core.hooksPath=/dev/null``, empty init template), no submodules, objects checked with
@@ -47,7 +62,7 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +73,17 @@ from git.cmd import handle_process_output
 from git.exc import GitCommandNotFound
 from git.util import RemoteProgress
 
-from portal.gitpolicy import GitURLError, RepoURL, check_ref, check_repo_url, is_commit_sha, redact
+from portal.gitpolicy import (
+    RESOLVE_TIMEOUT_S,
+    GitURLError,
+    RepoURL,
+    check_host_address,
+    check_ref,
+    check_repo_url,
+    is_commit_sha,
+    redact,
+    unreachable_message,
+)
 
 __all__ = ["ProgressCallback", "StagedRepo", "StagingError", "share_run_dir", "stage_repository"]
 
@@ -73,16 +98,19 @@ _BYTES_RE = re.compile(r"(\d+(?:\.\d+)?) (bytes|KiB|MiB|GiB|TiB)")
 _UNITS = {"bytes": 1, "KiB": 1024, "MiB": MIB, "GiB": 1024 * MIB, "TiB": 1024 * 1024 * MIB}
 _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]+")
 _REFUSED_WANT = ("not our ref", "unadvertised object", "couldn't find remote ref")
-_CONNECT_REASON_RES = (
-    re.compile(r"errno=([^\n]+)"),
-    re.compile(r"ssh: connect to host \S+ port \d+: ([^\n]+)"),
-    re.compile(r"Failed to connect to [^\n]*?: ([^\n]+)"),
+# git, ssh and curl saying the host could not be reached, or did not speak git or TLS: all get
+# the one unreachable_message (the details would tell open ports from closed ones).
+_UNREACHABLE_RE = re.compile(
+    r"errno=|ssh: connect to host|Failed to connect to|Could not connect|Couldn't connect|"
+    r"unable to connect to|unable to look up|Could not resolve host|Name or service not known|"
+    r"Temporary failure in name resolution|No address associated with hostname|"
+    r"Connection refused|No route to host|Network is unreachable|timed out|Connection timeout|"
+    r"Connection reset|Connection closed by|kex_exchange_identification|"
+    r"gnutls_handshake|SSL_connect|SSL routines|TLS connection was non-properly terminated|"
+    r"protocol error: bad line length",
+    re.IGNORECASE,
 )
-_NAME_LOOKUP_RE = re.compile(
-    r"unable to look up|Could not resolve host|Name or service not known|"
-    r"Temporary failure in name resolution|No address associated with hostname"
-)
-_TIMED_OUT_RE = re.compile(r"timed out|Connection timeout", re.IGNORECASE)
+_REDIRECT_RE = re.compile(r"returned error: 30[0-8]\b")
 _AUTH_RE = re.compile(
     r"could not read Username|could not read Password|Authentication failed|Permission denied \("
 )
@@ -120,11 +148,14 @@ def stage_repository(
     timeout_s: float = 300,
     max_mb: int = 500,
     progress: ProgressCallback | None = None,
+    allowed_private: Sequence[str] = (),
 ) -> StagedRepo:
     """Fetch ``ref`` (branch, tag or commit id) of ``url`` into the new directory ``dest``.
 
     ``progress(stage, fraction)`` is called with a short stage text and a 0..1 fraction (or
-    None). Raises :class:`StagingError` (with ``dest`` absent) on any failure.
+    None). ``allowed_private`` is the ``GIT_ALLOWED_PRIVATE_HOSTS`` setting: the hosts and
+    addresses on private networks the portal may clone from (none by default). Raises
+    :class:`StagingError` (with ``dest`` absent) on any failure.
     """
     started = time.monotonic()
     if not isinstance(url, RepoURL):
@@ -135,6 +166,7 @@ def stage_repository(
     dest = Path(dest)
     if dest.exists() or dest.is_symlink():
         raise StagingError(f"staging destination already exists: {dest}")
+    _check_address(url, allowed_private, min(RESOLVE_TIMEOUT_S, timeout_s))
     logger.info("staging %s at %r into %s", url.redacted, ref, dest)
     try:
         work = _make_workdir(dest)
@@ -165,11 +197,21 @@ def stage_repository(
 def _recheck(url: RepoURL, ref: str) -> tuple[RepoURL, str]:
     """Re-apply the URL and ref rules, so a hand-made RepoURL cannot smuggle an option in.
 
-    The file:// permission and the host allowlist were decided when ``url`` was checked.
+    The file:// permission and the host allowlist were decided when ``url`` was checked; the
+    host's addresses are checked next, by :func:`_check_address`.
     """
     try:
         return check_repo_url(url.url, allow_file=url.scheme == "file"), check_ref(ref)
     except GitURLError as exc:
+        raise StagingError(str(exc)) from None
+
+
+def _check_address(url: RepoURL, allowed_private: Sequence[str], timeout_s: float) -> None:
+    """Refuse, before any git runs, a host that is or resolves to a non-public address."""
+    try:
+        check_host_address(url, allowed_private, timeout_s=timeout_s)
+    except GitURLError as exc:
+        logger.info("staging %s refused: the host is not a public address", url.redacted)
         raise StagingError(str(exc)) from None
 
 
@@ -368,6 +410,8 @@ class _GitSession:
             raise StagingError(_too_big(self.max_mb, watcher.received))
         if status != 0 and time.monotonic() >= self.deadline:
             _kill_group(popen)
+            if fetch and not stderr:  # never heard from the server: say no more than that
+                raise StagingError(unreachable_message(self.url.host))
             raise StagingError(self._timed_out())
         if status != 0:
             raise _GitFailed(list(stderr))
@@ -409,14 +453,13 @@ _FULL_FETCH = (
 def _describe_failure(lines: list[str], url: RepoURL, ref: str) -> str:
     """A one-line, credential-free explanation of a failed fetch (git's stderr ``lines``)."""
     text = "\n".join(lines)
-    for pattern in _CONNECT_REASON_RES:
-        match = pattern.search(text)
-        if match:
-            return f"could not reach {url.endpoint}: {_clean(match[1], 120)}"
-    if _NAME_LOOKUP_RE.search(text):
-        return f"could not reach {url.endpoint}: host name not found"
-    if _TIMED_OUT_RE.search(text):
-        return f"could not reach {url.endpoint}: connection timed out"
+    if _UNREACHABLE_RE.search(text):
+        return unreachable_message(url.host)
+    if _REDIRECT_RE.search(text):
+        return (
+            f"{url.redacted} answered with a redirect, which the portal does not follow: "
+            f"give the repository's final URL"
+        )
     if "Host key verification failed" in text:
         return (
             f"the ssh host key of {url.host} is not known to the cluster "
@@ -442,6 +485,7 @@ def _git_config(scheme: str) -> list[str]:
     settings = [
         "protocol.allow=never",
         f"protocol.{scheme}.allow=always",
+        "http.followRedirects=false",
         "core.hooksPath=/dev/null",
         "core.fsmonitor=false",
         "submodule.recurse=false",

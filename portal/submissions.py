@@ -33,7 +33,13 @@ from portal.catalog import ParameterError, load_catalog
 from portal.extensions import db
 from portal.flows.base import Flow, FlowError
 from portal.flows.registry import get_flow, run_note
-from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
+from portal.gitpolicy import (
+    GitURLError,
+    check_design_path,
+    check_host_address,
+    check_ref,
+    check_repo_url,
+)
 from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
 from portal.notify import queue_decision_mail
 from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
@@ -143,6 +149,10 @@ def plan_submission(
         flow.check_site(settings)
         flow.site_steps(settings)
     except FlowError as exc:
+        raise SubmissionError(str(exc)) from None
+    try:  # last, as the one check that looks the host up (DNS): only for an otherwise good plan
+        check_host_address(url, settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or ())
+    except GitURLError as exc:
         raise SubmissionError(str(exc)) from None
     decision = policy.decide(len(points), resources.cpus, resources.time_minutes, settings)
     return Plan(
@@ -402,6 +412,7 @@ def stage(
             timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
             max_mb=int(settings["GIT_MAX_REPO_MB"]),
             progress=lambda text, fraction: report(f"clone: {text}", fraction),
+            allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
         )
         submission.commit = staged.commit
     flow = get_flow(submission.flow)
@@ -539,6 +550,7 @@ def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
                 checkout,
                 timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
                 max_mb=int(settings["GIT_MAX_REPO_MB"]),
+                allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
             )
             design = plan.flow.find_design(
                 checkout, plan.design_path, pdk_root=str(settings["PDK_ROOT"])

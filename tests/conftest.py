@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+# The portal refuses repository hosts on loopback and private networks unless an admin lists
+# them in GIT_ALLOWED_PRIVATE_HOSTS; the tests' git daemons listen on 127.0.0.1. Set here, at
+# import, so every app and every `portal` subprocess of the session inherits it. The example.org
+# names are RFC 2606 placeholders that tests plan submissions for but never clone: listed
+# names are not looked up, and this machine may have no DNS.
+os.environ.setdefault(
+    "PORTAL_GIT_ALLOWED_PRIVATE_HOSTS",
+    '["127.0.0.1", "localhost", "example.org", "*.example.org"]',
+)
 
 pytest_plugins = [
     "tests.fixtures.gitdaemon",

@@ -77,6 +77,7 @@ def preview_stored(
                 checkout,
                 timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
                 max_mb=int(settings["GIT_MAX_REPO_MB"]),
+                allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
             )
             design = flow.find_design(
                 checkout, submission.design_path, pdk_root=str(settings["PDK_ROOT"])

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import git
 import pytest
 
-from portal.gitpolicy import GitURLError, RepoURL, check_repo_url
+from portal.gitpolicy import GitURLError, RepoURL, check_repo_url, unreachable_message
 from portal.staging import StagedRepo, StagingError, stage_repository
 
 pytest.register_assert_rewrite("tests.fixtures.gitdaemon")
@@ -26,7 +33,12 @@ from tests.fixtures.gitdaemon import (  # noqa: E402
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 
 
+# The session's allow-list of loopback hosts (tests/conftest.py sets it for every app).
+LOOPBACK_ALLOWED: list[str] = json.loads(os.environ["PORTAL_GIT_ALLOWED_PRIVATE_HOSTS"])
+
+
 def stage(url: str, ref: str, dest: Path, **kwargs: object) -> StagedRepo:
+    kwargs.setdefault("allowed_private", LOOPBACK_ALLOWED)
     return stage_repository(check_repo_url(url), ref, dest, **kwargs)  # type: ignore[arg-type]
 
 
@@ -207,30 +219,138 @@ def test_missing_ref_or_repo(
 
 
 @pytest.mark.parametrize(
-    ("template", "reason"),
+    "template",
     [
-        ("git://127.0.0.1:{port}/spm.git", "Connection refused"),
-        ("ssh://git@127.0.0.1:{port}/spm.git", "Connection refused"),
-        ("https://127.0.0.1:{port}/spm.git", ""),
+        "git://127.0.0.1:{port}/spm.git",
+        "ssh://git@127.0.0.1:{port}/spm.git",
+        "https://127.0.0.1:{port}/spm.git",
     ],
 )
-def test_unreachable_host_gives_a_clear_error(tmp_path: Path, template: str, reason: str) -> None:
+def test_a_closed_port_gives_the_one_unreachable_message(tmp_path: Path, template: str) -> None:
+    # Refused, timed out, no route...: one text, no port, no reason (no port scanning).
     if template.startswith("ssh") and shutil.which("ssh") is None:
         pytest.skip("ssh client not installed")
     dest = tmp_path / "design"
     with closed_port() as port, pytest.raises(StagingError) as error:
         stage(template.format(port=port), "main", dest)
-    message = str(error.value)
-    assert message.startswith(f"could not reach 127.0.0.1:{port}: ")
-    assert reason in message
-    assert "Traceback" not in message and "\n" not in message
+    assert str(error.value) == unreachable_message("127.0.0.1")
     assert_nothing_left(dest)
 
 
-def test_unknown_host_name(tmp_path: Path) -> None:
+def test_unknown_host_name_gets_the_same_message_whether_git_runs_or_not(tmp_path: Path) -> None:
     dest = tmp_path / "design"
-    with pytest.raises(StagingError, match=r"could not reach no-such-host\.invalid:9418: "):
-        stage("git://no-such-host.invalid/spm.git", "main", dest, timeout_s=30)
+    url = "git://no-such-host.invalid/spm.git"  # RFC 2606: resolves nowhere
+    with pytest.raises(StagingError) as refused:  # looked up before git runs
+        stage(url, "main", dest, timeout_s=30)
+    with pytest.raises(StagingError) as failed:  # allowed unresolved: git's own lookup fails
+        stage(url, "main", dest, timeout_s=30, allowed_private=["no-such-host.invalid"])
+    assert str(refused.value) == str(failed.value) == unreachable_message("no-such-host.invalid")
+    assert_nothing_left(dest)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_loopback_is_refused_before_git_runs_unless_allowed(
+    git_daemon: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    port = git_daemon.url_base.rsplit(":", 1)[1]
+    url = f"git://{host}:{port}/spm.git"
+    dest = tmp_path / "design"
+    real_execute = git.Git.execute
+    started: list[object] = []
+
+    def spy(self: git.Git, command: object, *args: object, **kwargs: object) -> object:
+        started.append(command)
+        return real_execute(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(git.Git, "execute", spy)
+    with pytest.raises(StagingError) as error:
+        stage(url, "main", dest, allowed_private=[])
+    assert str(error.value) == unreachable_message(host)
+    assert started == []  # no git process, not even git init
+    assert_nothing_left(dest)
+    staged = stage(url, "main", dest, allowed_private=[host])  # the same daemon, allowed
+    assert staged.commit == git_daemon.spm.head
+
+
+# --- redirects are not followed ------------------------------------------------------------------
+
+
+def test_every_git_command_is_told_not_to_follow_redirects(
+    git_daemon: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_execute = git.Git.execute
+    argvs: list[list[str]] = []
+
+    def spy(self: git.Git, command: list[str], *args: object, **kwargs: object) -> object:
+        argvs.append(list(command))
+        return real_execute(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(git.Git, "execute", spy)
+    stage(f"{git_daemon.url_base}/spm.git", "main", tmp_path / "design")
+    assert any("fetch" in argv for argv in argvs)
+    for argv in argvs:
+        options = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-c"]
+        assert "http.followRedirects=false" in options, argv
+
+
+@contextmanager
+def redirecting_https_server(tmp_path: Path, location: str) -> Iterator[tuple[int, Path]]:
+    """An https server on loopback answering every request with a 301 to ``location``;
+    yields its port and the certificate to trust."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(301)
+            self.send_header("Location", location + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirect_to_an_internal_address_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The "internal service" the redirect points at: it records whether anyone connected.
+    internal = socket.socket()
+    internal.bind(("127.0.0.1", 0))
+    internal.listen(4)
+    internal.settimeout(0.5)
+    target = f"https://127.0.0.1:{internal.getsockname()[1]}/internal"
+    dest = tmp_path / "design"
+    with internal, redirecting_https_server(tmp_path, target) as (port, cert):
+        monkeypatch.setenv("GIT_SSL_CAINFO", str(cert))
+        with pytest.raises(StagingError) as error:
+            stage(f"https://127.0.0.1:{port}/spm.git", "main", dest, timeout_s=30)
+        with pytest.raises(TimeoutError):
+            internal.accept()  # git never went where the redirect pointed
+    message = str(error.value)
+    assert "answered with a redirect, which the portal does not follow" in message
+    assert "internal" not in message
     assert_nothing_left(dest)
 
 
@@ -248,10 +368,11 @@ def test_time_limit_kills_a_stalled_fetch(tmp_path: Path, template: str) -> None
     dest = tmp_path / "design"
     with stalled_server() as port:
         started = time.monotonic()
-        # ssh may give up first (its ConnectTimeout also bounds the banner exchange).
-        expected = r"did not finish within 1\.5 s|could not reach .*: connection timed out"
-        with pytest.raises(StagingError, match=expected):
+        # The server never said a word (ssh may give up first: its ConnectTimeout also bounds
+        # the banner exchange): the one unreachable message, not "did not finish".
+        with pytest.raises(StagingError) as error:
             stage(template.format(port=port), "main", dest, timeout_s=1.5)
+        assert str(error.value) == unreachable_message("127.0.0.1")
         elapsed = time.monotonic() - started
         assert processes_mentioning(f"127.0.0.1:{port}") == []
         assert processes_mentioning(f"-p {port} ") == []
@@ -413,8 +534,9 @@ def test_only_the_urls_own_protocol_is_allowed(
     config.write_text(f'[url "{target}"]\n\tinsteadOf = git://rewritten.invalid/\n')
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
     dest = tmp_path / "design"
+    allowed = [*LOOPBACK_ALLOWED, "rewritten.invalid"]  # let git itself see the URL
     with pytest.raises(StagingError, match=f"transport '{transport}' not allowed"):
-        stage("git://rewritten.invalid/spm.git", "main", dest)
+        stage("git://rewritten.invalid/spm.git", "main", dest, allowed_private=allowed)
     assert_nothing_left(dest)
     assert not (tmp_path / "pwned").exists()
 

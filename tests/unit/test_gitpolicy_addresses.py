@@ -11,6 +11,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -343,3 +345,38 @@ def test_hung_lookups_are_bounded_and_fail_closed(slow_resolver: threading.Event
             check_host_address(repo, [], timeout_s=0.05)
     assert threading.active_count() - before <= 8
     slow_resolver.set()
+
+
+# --- planning a submission (form, API and CLI) ----------------------------------------------
+
+
+def plan(url: str, tmp_path: Path, **request: Any) -> str:
+    """The SubmissionError text of planning ``url`` with an empty allow-list, or "planned"."""
+    from portal.config import DEFAULTS
+    from portal.models import User
+    from portal.submissions import SubmissionError, SubmissionRequest, plan_submission
+
+    (tmp_path / "sky130A").mkdir(exist_ok=True)
+    settings = {**DEFAULTS, "PDK_ROOT": str(tmp_path), "GIT_ALLOWED_PRIVATE_HOSTS": []}
+    owner = User(username="ada", email="ada@example.org", slurm_account="openlane")
+    try:
+        plan_submission(SubmissionRequest(repo_url=url, **request), settings, None, owner=owner)
+    except SubmissionError as exc:
+        return str(exc)
+    return "planned"
+
+
+def test_planning_refuses_internal_hosts_with_the_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert plan("https://169.254.169.254/latest/meta-data", tmp_path) == unreachable_message(
+        "169.254.169.254"
+    )
+    assert plan("git://127.0.0.1:1/x.git", tmp_path) == unreachable_message("127.0.0.1")
+    assert plan("https://93.184.216.34/x.git", tmp_path) == "planned"
+    use_resolver(monkeypatch, no_such_name)
+    assert plan("https://repo.invalid/x.git", tmp_path) == unreachable_message("repo.invalid")
+    # The designer's own mistakes are named first (the lookup is the last check).
+    assert "NOT_A_PARAMETER" in plan(
+        "https://repo.invalid/x.git", tmp_path, params={"NOT_A_PARAMETER": 1}
+    )
