@@ -76,17 +76,31 @@ def _fd_inside(fd: int, real_root: str) -> bool:
     return _inside(os.path.realpath(link), real_root)
 
 
-def open_confined(root: str | os.PathLike[str], relpath: str) -> BinaryIO:
+def open_confined(root: str | os.PathLike[str], relpath: str, owners: Owners = None) -> BinaryIO:
     """Open the regular file ``root/relpath`` for reading, confined to ``root``.
 
     Raises :class:`PathRefused` for refused paths, missing files and anything that is not a
-    regular file (directories, devices, a final symlink).
+    regular file with one link owned by one of ``owners`` (see :func:`servable`).
     """
     path = confine(root, relpath)
-    return _open_regular(path, os.path.realpath(root))
+    return _open_regular(path, os.path.realpath(root), owners)
 
 
-def _open_regular(path: Path, real_root: str) -> BinaryIO:
+#: The uids whose files may be served (the portal's own and the job's user); None: any owner.
+Owners = frozenset[int] | None
+
+
+def servable(info: os.stat_result, owners: Owners = None) -> bool:
+    """A regular file with exactly one link, owned by one of ``owners``: a hard link made in a
+    task folder (to the instance's ``secret_key``, say) has two links and is never served."""
+    return (
+        stat.S_ISREG(info.st_mode)
+        and info.st_nlink == 1
+        and (owners is None or info.st_uid in owners)
+    )
+
+
+def _open_regular(path: Path, real_root: str, owners: Owners = None) -> BinaryIO:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in must not block the worker
     try:
@@ -94,8 +108,8 @@ def _open_regular(path: Path, real_root: str) -> BinaryIO:
     except OSError as exc:
         raise PathRefused(f"cannot open: {exc.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or not _fd_inside(fd, real_root):
-            raise PathRefused("not a regular file inside the folder")
+        if not servable(os.fstat(fd), owners) or not _fd_inside(fd, real_root):
+            raise PathRefused("not a servable regular file inside the folder")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -140,7 +154,11 @@ class LogChunk:
 
 
 def read_chunk(
-    root: str | os.PathLike[str], relpath: str, offset: int | None, limit: int = LOG_CHUNK
+    root: str | os.PathLike[str],
+    relpath: str,
+    offset: int | None,
+    limit: int = LOG_CHUNK,
+    owners: Owners = None,
 ) -> LogChunk:
     """Read at most ``limit`` bytes of ``root/relpath`` from ``offset``.
 
@@ -150,7 +168,7 @@ def read_chunk(
     if offset is not None and offset < 0:
         raise PathRefused("negative offset")
     try:
-        handle = open_confined(root, relpath)
+        handle = open_confined(root, relpath, owners)
     except PathRefused:
         if not confine(root, relpath).exists():
             return LogChunk(b"", 0, 0, 0, reset=bool(offset))
@@ -176,8 +194,11 @@ class FileEntry:
     mtime: float
 
 
-def list_files(root: str | os.PathLike[str], limit: int = 2000) -> tuple[list[FileEntry], bool]:
-    """Regular files below ``root`` (symlinks and special files skipped), sorted by path.
+def list_files(
+    root: str | os.PathLike[str], limit: int = 2000, owners: Owners = None
+) -> tuple[list[FileEntry], bool]:
+    """Servable files below ``root`` (:func:`servable`: symlinks, special files and hard
+    links skipped), sorted by path.
 
     Returns (entries, truncated): at most ``limit`` entries.
     """
@@ -194,7 +215,7 @@ def list_files(root: str | os.PathLike[str], limit: int = 2000) -> tuple[list[Fi
                 info = os.lstat(full)
             except OSError:
                 continue
-            if not stat.S_ISREG(info.st_mode):
+            if not servable(info, owners):
                 continue
             if len(entries) >= limit:
                 truncated = True
@@ -207,7 +228,7 @@ def list_files(root: str | os.PathLike[str], limit: int = 2000) -> tuple[list[Fi
     return entries, truncated
 
 
-def find_final_gds(task_folder: str | os.PathLike[str]) -> Path | None:
+def find_final_gds(task_folder: str | os.PathLike[str], owners: Owners = None) -> Path | None:
     """The newest final GDS of a task (OpenLane 1 ``runs/*/results/final/gds/*.gds`` or
     OpenLane 2 ``runs/*/final/gds/*.gds``), confined to the task folder, or None."""
     root = Path(task_folder)
@@ -221,7 +242,7 @@ def find_final_gds(task_folder: str | os.PathLike[str]) -> Path | None:
                 info = path.lstat()
             except (PathRefused, OSError, ValueError):
                 continue
-            if stat.S_ISREG(info.st_mode):
+            if servable(info, owners):
                 found.append((info.st_mtime, str(real), real))
     return max(found)[2] if found else None
 
@@ -273,14 +294,15 @@ def stream_tar_gz(
     root: str | os.PathLike[str],
     top: str,
     extra: list[tuple[str | os.PathLike[str], str, str]] | None = None,
+    owners: Owners = None,
 ) -> Iterator[bytes]:
     """A tar.gz of the folder ``root`` (as ``top/...``), produced chunk by chunk.
 
-    Only directories and regular files are included (symlinks and special files are left
-    out); each file is opened confined to ``root``. ``extra`` adds single files as
-    ``(their root, relative path, name in the archive)``, confined the same way; missing
-    ones are skipped. Memory stays bounded by
-    :data:`CHUNK` whatever the folder size.
+    Only directories and servable files (:func:`servable`) are included (symlinks, special
+    files and hard links are left out); each file is opened confined to ``root``. ``extra``
+    adds single files as ``(their root, relative path, name in the archive)``, confined the
+    same way; missing ones are skipped. Memory stays bounded by :data:`CHUNK` whatever the
+    folder size.
     """
     real_root = os.path.realpath(root)
     gz = _Gzip()
@@ -312,15 +334,15 @@ def stream_tar_gz(
             for name in sorted(files):
                 rel = os.path.normpath(os.path.join(rel_folder, name)).replace(os.sep, "/")
                 try:
-                    if not stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode):
+                    if not servable(os.lstat(os.path.join(folder, name)), owners):
                         continue
-                    handle = _open_regular(Path(real_root, rel), real_root)
+                    handle = _open_regular(Path(real_root, rel), real_root, owners)
                 except (PathRefused, OSError):
                     continue
                 yield from one_file(handle, f"{top}/{rel}")
     for extra_root, relpath, name in extra or []:
         try:
-            handle = open_confined(extra_root, relpath)
+            handle = open_confined(extra_root, relpath, owners)
         except PathRefused:
             continue
         yield from one_file(handle, f"{top}/{name}")

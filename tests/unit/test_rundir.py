@@ -195,3 +195,41 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_is_caught(tree):
     reports.symlink_to(outside)
     with pytest.raises(PathRefused):
         rundir._open_regular(checked, os.path.realpath(task))
+
+
+def test_hard_links_are_never_served_listed_archived_or_drawn(tmp_path):
+    """A job can hard-link any file it can see (the instance's secret_key) into its folder."""
+    secret = tmp_path / "instance" / "secret_key"
+    secret.parent.mkdir()
+    secret.write_text("s3cret")
+    task = tmp_path / "run" / "tasks" / "0"
+    gds = task / "runs" / "t" / "final" / "gds"
+    gds.mkdir(parents=True)
+    (task / "report.txt").write_text("ok\n")
+    os.link(secret, task / "stolen.txt")
+    os.link(secret, gds / "stolen.gds")
+    with pytest.raises(PathRefused):
+        rundir.open_confined(task, "stolen.txt")
+    assert rundir.open_confined(task, "report.txt").read() == b"ok\n"
+    entries, _ = rundir.list_files(task)
+    assert [e.relpath for e in entries] == ["report.txt"]
+    assert rundir.find_final_gds(task) is None
+    names = _tar_names(task)
+    assert "t/report.txt" in names and not any("stolen" in n for n in names)
+    with pytest.raises(PathRefused):
+        rundir.read_chunk(task, "stolen.txt", 0)
+
+
+def test_only_files_of_the_allowed_owners_are_served(tmp_path):
+    (tmp_path / "mine.txt").write_text("mine\n")
+    me = os.stat(tmp_path / "mine.txt").st_uid
+    assert rundir.open_confined(tmp_path, "mine.txt", frozenset({me})).read() == b"mine\n"
+    with pytest.raises(PathRefused):
+        rundir.open_confined(tmp_path, "mine.txt", frozenset({me + 4242}))
+    assert rundir.list_files(tmp_path, owners=frozenset({me + 4242}))[0] == []
+
+
+def _tar_names(root) -> list[str]:
+    data = b"".join(rundir.stream_tar_gz(root, "t"))
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        return archive.getnames()
