@@ -62,6 +62,7 @@ def portal_site(tmp_path, monkeypatch):
         "MAIL_PORT": 1,
         "LAUNCH_IN_BACKGROUND": False,
         "SITE_URL": "http://portal.test",
+        "GIT_ALLOWED_PRIVATE_HOSTS": ["127.0.0.1", "localhost"],  # the tests' git daemon
     }
     (instance / "portal.json").write_text(json.dumps(settings))
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(instance))

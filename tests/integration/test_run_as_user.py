@@ -96,6 +96,7 @@ class Site:
             "PORTAL_POLL_LEASE_SECONDS": "1",
             "PORTAL_MAIL_SERVER": "127.0.0.1",
             "PORTAL_MAIL_PORT": "1",
+            "PORTAL_GIT_ALLOWED_PRIVATE_HOSTS": '["127.0.0.1", "localhost"]',  # git daemon
             **{f"PORTAL_{key}": value for key, value in settings.items()},
         }
         words = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
