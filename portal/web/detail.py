@@ -14,7 +14,10 @@ for the signed-in owner or an admin; they flash their outcome and return to the 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +39,7 @@ from sqlalchemy import func, not_, select
 
 from portal import rundir
 from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal.cluster import run_as_user, slurm_client
 from portal.extensions import db
 from portal.flows.base import FlowError
 from portal.flows.features import FIELDS
@@ -216,6 +219,20 @@ def _is_key_file(relpath: str) -> bool:
     return parts[-1] in ("metrics.csv", "metrics.json", "flow.log", "openlane.log", "exit_code")
 
 
+def file_owners(submission: Submission) -> frozenset[int]:
+    """Whose files a page or download may show: the portal's own account, and with
+    ``SLURM_RUN_AS=user`` the designer's Unix account its jobs ran as."""
+    owners = {os.geteuid()}
+    try:
+        name = run_as_user(current_app.config, submission.owner)
+    except ValueError:  # no usable Unix account: only the portal's files
+        name = None
+    if name:
+        with contextlib.suppress(KeyError):
+            owners.add(pwd.getpwnam(name).pw_uid)
+    return frozenset(owners)
+
+
 def task_files(submission: Submission, index: int) -> TaskFiles:
     """Files of a task's folder (listing capped), its final GDS and the key reports."""
     if not submission.run_dir:
@@ -228,8 +245,9 @@ def task_files(submission: Submission, index: int) -> TaskFiles:
         return TaskFiles(False, staged=staged)
     if not folder.is_dir():
         return TaskFiles(False, staged=staged)
-    entries, truncated = rundir.list_files(folder, limit=2000)
-    gds = rundir.find_final_gds(folder)
+    owners = file_owners(submission)
+    entries, truncated = rundir.list_files(folder, limit=2000, owners=owners)
+    gds = rundir.find_final_gds(folder, owners)
     gds_rel = gds.relative_to(folder).as_posix() if gds else None
     gds_size = gds.stat().st_size if gds else 0
     key = [e for e in entries if _is_key_file(e.relpath)][:60]
@@ -242,7 +260,7 @@ def log_tail(submission: Submission, task: Task, stream: str) -> rundir.LogChunk
         return None
     try:
         name = rundir.slurm_log_name(task.array_job_id, task.array_index, stream)
-        return rundir.read_chunk(submission.run_dir, name, None)
+        return rundir.read_chunk(submission.run_dir, name, None, owners=file_owners(submission))
     except (rundir.PathRefused, OSError):
         return None
 

@@ -72,7 +72,7 @@ def download(viewer: Viewer, index: int, relpath: str) -> Any:
     detail.get_task(viewer.submission, index)
     folder = _task_folder(viewer.submission, index)
     try:
-        handle = rundir.open_confined(folder, relpath)
+        handle = rundir.open_confined(folder, relpath, detail.file_owners(viewer.submission))
     except rundir.PathRefused:
         abort(404)
     size = os.fstat(handle.fileno()).st_size
@@ -114,7 +114,10 @@ def archive(viewer: Viewer, index: int) -> Any:
         except rundir.PathRefused:
             continue
         extra.append((str(submission.run_dir), name, f"slurm-{os.path.basename(name)}"))
-    response = Response(rundir.stream_tar_gz(folder, top, extra), mimetype="application/gzip")
+    owners = detail.file_owners(submission)
+    response = Response(
+        rundir.stream_tar_gz(folder, top, extra, owners), mimetype="application/gzip"
+    )
     response.headers["Content-Disposition"] = f'attachment; filename="{top}.tar.gz"'
     return response
 
@@ -124,7 +127,7 @@ def layout(viewer: Viewer, index: int) -> Any:
     """The task's final GDS drawn as a PNG (rendered once, cached in the task folder)."""
     detail.get_task(viewer.submission, index)
     folder = _task_folder(viewer.submission, index)
-    gds = rundir.find_final_gds(folder)
+    gds = rundir.find_final_gds(folder, detail.file_owners(viewer.submission))
     if gds is None:
         abort(404, description="This task has no final GDS (yet).")
     gds_info = gds.stat()
@@ -179,7 +182,9 @@ def log(viewer: Viewer, index: int) -> Any:
     chunk = rundir.LogChunk(b"", 0, 0, 0)
     if name and submission.run_dir:
         try:
-            chunk = rundir.read_chunk(submission.run_dir, name, offset)
+            chunk = rundir.read_chunk(
+                submission.run_dir, name, offset, owners=detail.file_owners(submission)
+            )
         except (rundir.PathRefused, OSError):
             abort(404)
     response = Response(chunk.data, mimetype="text/plain")
@@ -200,7 +205,7 @@ def _download_log(submission: Submission, name: str | None) -> Any:
     if not name or not submission.run_dir:
         abort(404)
     try:
-        handle = rundir.open_confined(submission.run_dir, name)
+        handle = rundir.open_confined(submission.run_dir, name, detail.file_owners(submission))
     except rundir.PathRefused:
         abort(404)
     return send_file(

@@ -254,6 +254,30 @@ def test_archive_leaves_out_symlinks(sweep, planted):
                 assert b"top secret" not in tar.extractfile(member).read()
 
 
+def test_a_hard_link_to_the_instance_secret_is_never_served(sweep):
+    """A job can hard-link any file its account can see into its task folder."""
+    secret = Path(sweep.app.instance_path) / "secret_key"
+    assert secret.is_file()
+    folder = task_folder(sweep, 0)
+    os.link(secret, folder / "stolen.txt")
+    os.link(secret, folder / "runs" / "stolen.gds")
+    client = client_for(sweep.app)
+    base = f"/submissions/{sweep.uuid}/tasks/0"
+    assert client.get(f"{base}/files/stolen.txt").status_code == 404
+    assert client.get(f"{base}/files/runs/stolen.gds").status_code == 404
+    page = client.get(f"/submissions/{sweep.uuid}?task=0").get_data(as_text=True)
+    assert "stolen" not in page
+    anonymous = sweep.app.test_client()
+    assert anonymous.get(f"{link_path(sweep)}/tasks/0/files/stolen.txt").status_code == 404
+    archive = client.get(f"{base}/archive.tar.gz")
+    secret_text = secret.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(archive.data), mode="r:gz") as tar:
+        assert not any("stolen" in name for name in tar.getnames())
+        for member in tar.getmembers():
+            if member.isfile():
+                assert secret_text not in tar.extractfile(member).read()
+
+
 def test_task_folder_that_is_a_symlink_out_is_404(sweep, tmp_path):
     """A run whose tasks/0 is a symlink out of the run folder serves nothing from there."""
     outside = tmp_path / "elsewhere"
