@@ -523,6 +523,7 @@ def gunicorn(
     port = free_port()
     argv = [
         str(VENV_BIN / "gunicorn"),
+        "--config", "python:portal.gunicorn_conf",  # the portal's own (tokens masked in logs)
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
         "--threads", str(threads),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 from typing import Any
 
 from flask import (
@@ -36,6 +37,7 @@ from werkzeug.routing import IntegerConverter
 from portal.accounts import api_token_for, user_for_session_id
 from portal.extensions import db
 from portal.flows.registry import site_notes, standin_name
+from portal.logmask import install_filter
 from portal.models import User
 from portal.web.access import install_login_protocol, is_admin
 
@@ -308,6 +310,10 @@ def init_web(app: Flask) -> None:
     _layout_context(app)
     app.url_map.converters["int"] = BoundedInt  # before any rule is added
     _register_blueprints(app)
+    # "Exception on /shared/<token> [GET]" and the dev server's request lines: tokens masked
+    # (gunicorn's access log: portal.gunicorn_conf)
+    install_filter(app.logger)
+    install_filter(logging.getLogger("werkzeug"))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
