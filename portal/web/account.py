@@ -109,7 +109,7 @@ def update_password() -> Any:
 def end_sessions() -> Any:
     """Sign out everywhere: every session and remember-me cookie of the account ends, this
     browser's too (a POST with CSRF token). API tokens keep working."""
-    accounts.end_sessions(current_user)
+    accounts.end_sessions(current_user._get_current_object())
     db.session.commit()
     logout_user()
     flash("You are signed out on every browser and device. API tokens still work.", "success")

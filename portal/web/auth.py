@@ -187,7 +187,7 @@ def logout() -> Any:
     Ends every session of the account, not just this browser's cookie: a copied session or
     remember-me cookie stops working too (sessions carry the account's session version).
     """
-    accounts.end_sessions(current_user)
+    accounts.end_sessions(current_user._get_current_object())
     db.session.commit()
     logout_user()
     flash("You are signed out, on every browser of your account.", "info")
