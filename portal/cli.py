@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 ID_HELP = "submission uuid (or a unique prefix of at least 4 characters) or number"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Commands that also work against a remote portal (``--server``).
-REMOTE_COMMANDS = ("submit", "status", "cancel", "resubmit", "results", "export")
+REMOTE_COMMANDS = ("submit", "status", "cancel", "resubmit", "retry", "results", "export")
 MAX_SWEEP_FILE_BYTES = 5 * 1024 * 1024
 
 
@@ -579,6 +579,8 @@ def submit(
         }
         click.echo(_dry_run_text(script, plan.points, summary))
         return
+    if plan.cluster_error is not None:
+        fail(f"Slurm does not answer ({plan.cluster_error}); nothing was submitted")
     submission = svc.create_submission(plan, owner)
     if submission.state == "STAGING":
         svc.launch(submission, app.config, slurm, progress=_progress_printer(as_json))
@@ -774,6 +776,29 @@ def resubmit(app: Flask, ident: str, failed: bool, username: str | None) -> None
         )
     )
     click.echo(_resubmit_message(indices, submission.job_ids))
+
+
+def _retry_remote(client: PortalClient, ident: str) -> None:
+    answer = client.retry(find_remote(client, ident))
+    click.echo(f"{answer['submission']['uuid']}: launching again ({answer['submission']['state']})")
+
+
+@main.command()
+@click.argument("ident")
+@click.option("--user", "username")
+@remote_or_local(_retry_remote)
+def retry(app: Flask, ident: str, username: str | None) -> None:
+    """Launch a SUBMIT_FAILED submission again: the same submission, ONE array."""
+    from portal import submissions as svc
+    from portal.cluster import slurm_client
+
+    submission = find_submission(ident)
+    _check_owner(acting_user(username), submission)
+    _run_service(lambda: svc.retry_launch(submission))
+    svc.launch(submission, app.config, slurm_client(app.config))
+    click.echo(f"{submission.uuid}: {submission.state}")
+    if submission.state == "SUBMIT_FAILED":
+        fail(submission.error or "the launch failed again")
 
 
 @main.command()

@@ -282,6 +282,11 @@ class PortalClient:
         """Run the failed tasks again as ONE new array: ``{"submission", "resubmitted"}``."""
         return self._json("POST", f"/submissions/{_seg(uuid)}/resubmit", json={})
 
+    def retry(self, uuid: str) -> dict[str, Any]:
+        """Launch a SUBMIT_FAILED submission again (the same one, ONE array):
+        ``{"submission"}``; 409 in any other state."""
+        return self._json("POST", f"/submissions/{_seg(uuid)}/retry", json={})
+
     def export(self, uuid: str, dest: str | Path, run_dir: str | None = None) -> str:
         """Download the export bundle to ``dest``; return the folder to unpack it as.
 

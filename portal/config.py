@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "SLURM_ARRAY_THROTTLE": 0,
     "SLURM_JOB_COUNT_SHARE": 0.8,
     "POLL_INTERVAL_SECONDS": 15,
+    "LAUNCH_MAX_ATTEMPTS": 6,
+    "LAUNCH_RETRY_BASE_SECONDS": 30,
     "POLLER_ENABLED": False,
     "POLL_LEASE_SECONDS": 60,
     # Flows and containers
@@ -127,6 +129,11 @@ DOCS: dict[str, str] = {
     "MaxJobCount; otherwise the launch ends SUBMIT_FAILED, retryable (a full slurmctld blocks "
     "every user's sbatch).",
     "POLL_INTERVAL_SECONDS": "Seconds between sacct poll cycles.",
+    "LAUNCH_MAX_ATTEMPTS": "Launches tried when the cause is passing (Slurm controller or Git "
+    "host unreachable) before a submission stays SUBMIT_FAILED, its owner is emailed and may "
+    "retry it.",
+    "LAUNCH_RETRY_BASE_SECONDS": "Wait before the second launch attempt; it doubles after "
+    "each one (at most 10 minutes).",
     "POLLER_ENABLED": "Start the scheduled poller inside this process.",
     "POLL_LEASE_SECONDS": "Lease length that keeps exactly one poller active.",
     "CONTAINER_RUNTIME": "apptainer | singularity | native.",

@@ -29,6 +29,7 @@ def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> S
     """
     slurm = slurm_client(app.config, owner)
     plan = svc.plan_submission(request, app.config, slurm, owner=owner)
+    svc.require_cluster(plan)  # Slurm does not answer: refuse now (API 503), record nothing
     submission = svc.create_submission(plan, owner)
     if submission.state == SubmissionState.STAGING:
         start_launch(app, submission)

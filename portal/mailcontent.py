@@ -572,6 +572,23 @@ def build_decision_mail(
     return subject, _render("decision.txt", context), _render("decision.html", context)
 
 
+def build_launch_failed_mail(submission: Submission, site_url: str) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) telling the owner a submission could not be launched."""
+    name = _one_line(submission.name or "", 120) or f"submission {submission.uuid[:8]}"
+    context = {
+        "name": name,
+        "uuid": submission.uuid,
+        "url": submission_url(site_url, submission.uuid),
+        "repo_url": submission.repo_url or "",
+        "ref": submission.ref or "",
+        "n_tasks": submission.n_tasks or len(submission.tasks),
+        "attempts": submission.launch_attempts or 1,
+        "reason": (submission.error or "No reason was recorded.").strip(),
+    }
+    subject = _one_line(f"{SUBJECT_PREFIX} SUBMIT_FAILED: {name}", 300)
+    return subject, _render("launch_failed.txt", context), _render("launch_failed.html", context)
+
+
 def build_test_mail(site_url: str, server: str) -> tuple[str, str, str]:
     """(subject, plain text, HTML) of the administrator's "send test email"."""
     context = {"site_url": site_url, "server": server}

@@ -120,6 +120,9 @@ class Submission(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     #: what the tasks run when it is less than the whole real flow (a cut flow, the stand-in)
     flow_note: Mapped[str | None] = mapped_column(Text)
+    #: launches tried so far, and when a launch that failed for a passing cause is tried again
+    launch_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    retry_at: Mapped[datetime | None]
     notify: Mapped[bool] = mapped_column(default=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

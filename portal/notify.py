@@ -66,6 +66,7 @@ from portal.mailcontent import (
     TERMINAL_STATES,
     THUMBNAIL_START,
     build_decision_mail,
+    build_launch_failed_mail,
     build_submission_mail,
     build_test_mail,
     render_thumbnail,
@@ -182,6 +183,19 @@ def queue_submission_mail(submission: Submission) -> Outbox | None:
     if not _prepare(submission, key):
         return None
     subject, text, html = build_submission_mail(submission, _site_url())
+    return enqueue_mail(submission.owner.email, subject, text, html, key, submission.id)
+
+
+def queue_launch_failed_mail(submission: Submission) -> Outbox | None:
+    """Queue the email telling the owner that ``submission`` could not be launched (its final
+    SUBMIT_FAILED, with ``submission.error`` and how to retry). Bad news: sent unless the
+    owner opted out; one per launch round (dedupe ``launch-failed:<uuid>:<attempts>``)."""
+    if not _wants_mail(submission, bad_news=True):
+        return None
+    key = f"launch-failed:{submission.uuid}:{submission.launch_attempts or 0}"
+    if not _prepare(submission, key):
+        return None
+    subject, text, html = build_launch_failed_mail(submission, _site_url())
     return enqueue_mail(submission.owner.email, subject, text, html, key, submission.id)
 
 

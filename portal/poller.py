@@ -266,10 +266,14 @@ class Poller:
             return stats
 
     def _reconcile_stuck(self) -> None:
-        from portal.submissions import launch
+        from portal.submissions import due_retries, launch
 
         for submission in find_stuck():
             log.warning("relaunching submission %s found in %s", submission.uuid, submission.state)
+            launch(submission, self.settings, self.slurm)
+        for submission in due_retries():
+            log.info("launching submission %s again (attempt %d)", submission.uuid,
+                     (submission.launch_attempts or 0) + 1)  # fmt: skip
             launch(submission, self.settings, self.slurm)
 
     def stop(self) -> None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from portal.gitpolicy import (
     check_repo_url,
 )
 from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
-from portal.notify import queue_decision_mail
+from portal.notify import queue_decision_mail, queue_launch_failed_mail
 from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import SLURM_NAME_RE
@@ -105,6 +107,9 @@ class Plan:
     decision: policy.PolicyDecision
     #: the user whose request this plan checked (accounts, QOS): only they may record it
     owner_id: int | None = None
+    #: why the partition limits could not be read (Slurm did not answer): a form may still
+    #: show an estimate, but a submission is refused (:func:`require_cluster`)
+    cluster_error: SlurmError | TransportError | None = None
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -143,7 +148,7 @@ def plan_submission(
         points = expand_sweep(spec, max_points=int(settings["MAX_SWEEP_POINTS"]))
     except (ParameterError, SweepError) as exc:
         raise SubmissionError(str(exc)) from None
-    resources = check_resources(request.resources, settings, slurm)
+    resources, cluster_error = check_resources(request.resources, settings, slurm)
     check_charge_for(owner, resources, settings, slurm)
     try:  # the designer's own mistakes first, then what this site lacks
         flow.check_site(settings)
@@ -167,7 +172,15 @@ def plan_submission(
         resources=resources,
         decision=decision,
         owner_id=owner.id,
+        cluster_error=cluster_error,
     )
+
+
+def require_cluster(plan: Plan) -> None:
+    """Raise the Slurm error that kept ``plan`` from reading the cluster: a submission made
+    while the controller does not answer is refused (API: 503), not recorded to fail later."""
+    if plan.cluster_error is not None:
+        raise plan.cluster_error
 
 
 def check_charge_for(
@@ -191,8 +204,9 @@ def check_charge_for(
 
 def check_resources(
     res: Resources, settings: Mapping[str, Any], slurm: SlurmClient | None
-) -> Resources:
-    """Positive sizes within the partition's limits (read from the cluster when reachable)."""
+) -> tuple[Resources, SlurmError | TransportError | None]:
+    """Positive sizes within the partition's limits (read from the cluster when reachable),
+    and the error that kept the limits from being read (None: they were checked)."""
     for name in ("cpus", "mem_mb", "time_minutes"):
         value = getattr(res, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -219,12 +233,12 @@ def check_resources(
         res.throttle or int(settings.get("SLURM_ARRAY_THROTTLE") or 0),
     )
     if slurm is None:
-        return res
+        return res, None
     try:
         report = slurm.sinfo()
     except (SlurmError, TransportError) as exc:
         log.warning("partition limits unavailable: %s", exc)
-        return res
+        return res, exc
     chosen = _find_partition(report.partitions, partition)
     if chosen is None:
         names = ", ".join(p.name for p in report.partitions) or "none"
@@ -246,7 +260,7 @@ def check_resources(
             f"{res.mem_mb} MB per task is more than any node of partition {chosen.name} has "
             f"({chosen.max_node_memory_mb} MB)"
         )
-    return res
+    return res, None
 
 
 def _find_partition(partitions: Sequence[Any], name: str | None) -> Any | None:
@@ -336,6 +350,8 @@ def launch(
     # Nothing can have been submitted for a submission still in STAGING (the state becomes
     # SUBMITTING, committed, before the first sbatch): only a retry looks job names up first.
     fresh = submission.state == SubmissionState.STAGING
+    submission.launch_attempts = (submission.launch_attempts or 0) + 1
+    submission.retry_at = None
     try:
         slurm = _client_for_owner(slurm, settings, submission)
         max_array_size = slurm.max_array_size()
@@ -345,10 +361,87 @@ def launch(
         db.session.commit()
         submit_arrays(submission, scripts, slurm, after_sbatch=after_sbatch, lookup=not fresh)
     except (StagingError, FlowError, RenderError, SubmissionError) as exc:
-        return _fail(submission, SubmissionState.SUBMIT_FAILED, str(exc))
+        return _launch_failed(submission, settings, str(exc), passing=is_passing(exc))
     except (SlurmError, TransportError) as exc:
-        return _fail(submission, SubmissionState.SUBMIT_FAILED, f"Slurm refused the job: {exc}")
+        message = f"Slurm refused the job: {exc}"
+        return _launch_failed(submission, settings, message, passing=is_passing(exc))
     return submission
+
+
+#: What Slurm and Git say when the controller or the Git host cannot be reached for now.
+_PASSING_CAUSES = re.compile(
+    r"unable to contact slurm controller|slurm_load_|connection refused|timed? ?out|"
+    r"socket|zero bytes were transmitted|temporarily unavailable|cannot reach the repository "
+    r"host|job submit/allocate failed: (?:resource temporarily|slurm temporarily)",
+    re.IGNORECASE,
+)
+
+
+def is_passing(exc: BaseException) -> bool:
+    """True when ``exc`` says the controller or the Git host is unreachable for now (worth a
+    retry), not that the request itself is wrong."""
+    if isinstance(exc, TransportError):
+        return True
+    if isinstance(exc, (SlurmError, StagingError)):
+        return bool(_PASSING_CAUSES.search(str(exc)))
+    return False
+
+
+def retry_delay(attempts: int, settings: Mapping[str, Any]) -> float | None:
+    """Seconds before launch attempt ``attempts + 1`` (doubling from LAUNCH_RETRY_BASE_SECONDS),
+    or None once LAUNCH_MAX_ATTEMPTS were made."""
+    if attempts >= int(settings.get("LAUNCH_MAX_ATTEMPTS", 6)):
+        return None
+    base = float(settings.get("LAUNCH_RETRY_BASE_SECONDS", 30))
+    return min(base * 2 ** max(attempts - 1, 0), 600.0)
+
+
+def _launch_failed(
+    submission: Submission, settings: Mapping[str, Any], message: str, *, passing: bool
+) -> Submission:
+    """SUBMIT_FAILED with the reason: retried later when the cause passes and attempts are
+    left (the reason says when), else final: the owner is told by email and may retry."""
+    attempts = submission.launch_attempts or 1
+    delay = retry_delay(attempts, settings) if passing else None
+    if delay is not None:
+        retry_at = utcnow() + timedelta(seconds=delay)
+        message = (
+            f"{message} (a passing cause: the portal tries again at "
+            f"{retry_at:%H:%M:%S} UTC, attempt {attempts + 1} of "
+            f"{int(settings.get('LAUNCH_MAX_ATTEMPTS', 6))})"
+        )
+        _fail(submission, SubmissionState.SUBMIT_FAILED, message)
+        submission.retry_at = retry_at
+    else:
+        _fail(submission, SubmissionState.SUBMIT_FAILED, message)
+        queue_launch_failed_mail(submission)
+    submission.launch_attempts = attempts
+    db.session.commit()
+    return submission
+
+
+def retry_launch(submission: Submission) -> Submission:
+    """Make a SUBMIT_FAILED submission launchable again now (the page's, API's and CLI's
+    "Retry": the same submission, ONE array); raise SubmissionError in any other state."""
+    _require_state(submission, SubmissionState.SUBMIT_FAILED)
+    submission.launch_attempts = 0
+    submission.retry_at = None
+    audit("submission.retry", submission=submission)
+    db.session.commit()
+    return submission
+
+
+def due_retries() -> list[Submission]:
+    """SUBMIT_FAILED submissions whose passing failure is due for another launch."""
+    return list(
+        db.session.scalars(
+            select(Submission).where(
+                Submission.state == SubmissionState.SUBMIT_FAILED,
+                Submission.retry_at.is_not(None),
+                Submission.retry_at <= utcnow(),
+            )
+        )
+    )
 
 
 def check_job_room(slurm: SlurmClient, settings: Mapping[str, Any], tasks: int) -> None:

@@ -479,6 +479,20 @@ def resubmit(uuid: str) -> Any:
     return json_response({"submission": _submission_json(submission), "resubmitted": indices})
 
 
+@bp.post("/submissions/<uuid>/retry")
+def retry(uuid: str) -> Any:
+    """Launch a SUBMIT_FAILED submission again: the same submission, ONE array (202)."""
+    submission = _submission(uuid)
+    _body((), optional=True)
+    try:
+        svc.retry_launch(submission)
+    except svc.SubmissionError as exc:
+        db.session.rollback()
+        raise APIError(409, str(exc)) from None
+    launcher.start_launch(current_app._get_current_object(), submission)  # type: ignore[attr-defined]
+    return _envelope(submission, 202)
+
+
 @bp.get("/submissions/<uuid>/export")
 def export(uuid: str) -> Any:
     """The export bundle (tar.gz runnable with plain sbatch)."""

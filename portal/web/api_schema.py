@@ -711,6 +711,14 @@ OPERATIONS: dict[str, Operation] = {
         "Resubmitted",
         (401, 404, 409, 422, 429, 503),
     ),
+    "api.retry": Operation(
+        "Retry a failed launch",
+        "Launch a SUBMIT_FAILED submission again (the same submission, ONE array), in the "
+        "background: poll it for the new state.",
+        202,
+        "SubmissionEnvelope",
+        (401, 404, 409, 429),
+    ),
     "api.export": Operation(
         "Export bundle",
         "A tar.gz runnable with plain sbatch: script, per-task configs, design, README. The "

@@ -37,7 +37,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, not_, select
 
-from portal import rundir
+from portal import launcher, rundir
 from portal import submissions as svc
 from portal.cluster import run_as_user, slurm_client
 from portal.extensions import db
@@ -420,6 +420,7 @@ def _page_context(viewer: Viewer, counts: Counts | None = None) -> dict[str, Any
         "final": final,
         "poll_seconds": POLL_SECONDS,
         "can_cancel": viewer.can_act and submission.state in CANCELLABLE,
+        "can_retry": viewer.can_act and submission.state == SubmissionState.SUBMIT_FAILED,
         "can_resubmit": viewer.can_act
         and submission.state in RESUBMITTABLE
         and counts.unsuccessful > 0,
@@ -608,6 +609,22 @@ def resubmit(uuid: str) -> Any:
         flash(f"Slurm refused the resubmission: {exc}", "error")
     else:
         flash(f"Resubmitted {len(indices)} task(s) as one new array.", "success")
+    return _back(viewer)
+
+
+@bp.post("/submissions/<uuid>/retry")
+@login_required
+def retry(uuid: str) -> Any:
+    """Launch a SUBMIT_FAILED submission again: the same submission, ONE array."""
+    viewer = owner_viewer(uuid)
+    try:
+        svc.retry_launch(viewer.submission)
+    except svc.SubmissionError as exc:
+        db.session.rollback()
+        flash(f"Nothing was retried: {exc}", "error")
+    else:
+        launcher.start_launch(current_app._get_current_object(), viewer.submission)  # type: ignore[attr-defined]
+        flash("Launching again: the same submission, one job array.", "success")
     return _back(viewer)
 
 

@@ -30,7 +30,8 @@ from portal.catalog import load_catalog
 from portal.cluster import slurm_client
 from portal.flows.base import FlowError
 from portal.render import RenderError
-from portal.slurm.client import SlurmClient
+from portal.slurm.client import SlurmClient, SlurmError
+from portal.slurm.transports import TransportError
 from portal.submissions import SubmissionError, plan_submission, preview_script
 from portal.sweeps import SweepError
 from portal.web import limiter
@@ -157,6 +158,9 @@ def new() -> Any:
     except SubmissionError as exc:
         form.add_errors({"form": [str(exc)]})
         return _page(form, partitions, 400)
+    except (SlurmError, TransportError) as exc:
+        form.add_errors({"form": [f"Slurm does not answer ({exc}); nothing was submitted."]})
+        return _page(form, partitions, 503)
     if submission.state == "AWAITING_APPROVAL":
         flash(
             f"“{submission.name}” was recorded and waits for an admin's approval "
