@@ -411,11 +411,11 @@ def _launch_failed(
             f"{int(settings.get('LAUNCH_MAX_ATTEMPTS', 6))})"
         )
         _fail(submission, SubmissionState.SUBMIT_FAILED, message)
-        submission.retry_at = retry_at
+        submission.launch_attempts, submission.retry_at = attempts, retry_at
     else:
         _fail(submission, SubmissionState.SUBMIT_FAILED, message)
+        submission.launch_attempts = attempts
         queue_launch_failed_mail(submission)
-    submission.launch_attempts = attempts
     db.session.commit()
     return submission
 

@@ -275,7 +275,11 @@ def test_approved_submission_that_cannot_launch_says_why(make_app, example_repo)
     [message] = flashes(html)
     assert message.startswith("“counter sweep” is approved, but it could not be submitted: ")
     assert "an admin must set one for 'ada'" in message
-    assert [key for key, _, _ in outbox(app)] == [f"decision:{uuid}:approved"]
+    # The approval, then the final launch failure (not a passing cause: no retry) with its reason.
+    assert [key for key, _, _ in outbox(app)] == [
+        f"decision:{uuid}:approved",
+        f"launch-failed:{uuid}:1",
+    ]
     assert [a.detail["state"] for a in audits(app, "submission.error")] == ["SUBMIT_FAILED"]
 
 
@@ -605,7 +609,7 @@ def test_images_page_shows_files_and_warns_about_the_standin(make_app, tmp_path)
     sandbox = tmp_path / "librelane-sandbox"
     sandbox.mkdir()
     pdks = tmp_path / "pdks"
-    (pdks / "sky130A").mkdir(parents=True)
+    (pdks / "sky130A").mkdir(parents=True, exist_ok=True)  # the test site already has it
     (pdks / "gf180mcuD").mkdir()
     settings = {
         "OPENLANE1_IMAGE": str(image),
