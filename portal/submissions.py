@@ -396,11 +396,23 @@ def retry_delay(attempts: int, settings: Mapping[str, Any]) -> float | None:
     return min(base * 2 ** max(attempts - 1, 0), 600.0)
 
 
+def without_server_paths(text: str, *roots: object) -> str:
+    """``text`` for designers: each of ``roots`` (run folder, RUN_ROOT, PDK_ROOT, a scratch
+    clone) left out, so ``<RUN_ROOT>/<uuid>/design/x/config.json`` reads ``design/x/config.json``
+    and the server's layout is not shown."""
+    for root in sorted({str(r).rstrip("/") for r in roots if r}, key=len, reverse=True):
+        text = text.replace(root + "/", "").replace(root, "<site folder>")
+    return text
+
+
 def _launch_failed(
     submission: Submission, settings: Mapping[str, Any], message: str, *, passing: bool
 ) -> Submission:
     """SUBMIT_FAILED with the reason: retried later when the cause passes and attempts are
     left (the reason says when), else final: the owner is told by email and may retry."""
+    message = without_server_paths(
+        message, submission.run_dir, settings.get("RUN_ROOT"), settings.get("PDK_ROOT")
+    )
     attempts = submission.launch_attempts or 1
     delay = retry_delay(attempts, settings) if passing else None
     if delay is not None:
@@ -659,7 +671,7 @@ def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
                 run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
             )
         except (StagingError, FlowError) as exc:  # a step this site cannot run, too
-            raise SubmissionError(str(exc)) from None
+            raise SubmissionError(without_server_paths(str(exc), checkout)) from None
     return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
 
 

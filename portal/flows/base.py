@@ -413,17 +413,16 @@ class Flow(ABC):
         env = self.flow_env(settings, design)
         if not (Path(env["PDK_ROOT"]) / env["PDK"]).is_dir():
             raise FlowError(
-                f"this cluster has no {env['PDK']} PDK under its PDK root ({env['PDK_ROOT']}): "
-                "an admin must install it or set PDK_ROOT; nothing was submitted"
+                f"this cluster has no {env['PDK']} PDK under its PDK root: an admin must "
+                "install it or set PDK_ROOT; nothing was submitted"
             )
         if self.runtime(settings) == "native":
             program = self.flow_executable(settings)
             found = os.access(program, os.X_OK) if os.path.isabs(program) else which(program)
             if not found:
                 raise FlowError(
-                    f"{self.title} is not installed on this cluster ({program} not found): "
-                    "an admin must install it or set "
-                    f"{self.executable_setting}; nothing was submitted"
+                    f"{self.title} is not installed on this cluster: an admin must install "
+                    f"it or set {self.executable_setting}; nothing was submitted"
                 )
 
     def task_env(self, settings: Mapping[str, object]) -> dict[str, str]:

@@ -124,3 +124,25 @@ def test_slurm_down_at_submit_is_503_and_records_nothing(engine_app, example_rep
     assert answer.status_code == 503, answer.get_json()
     assert answer.get_json()["error"]["code"] == "slurm_unavailable"
     assert db.session.scalar(select(func.count(Submission.id))) == 0
+
+
+def test_a_designers_error_text_names_no_server_path(engine_app, example_repo):
+    """A design folder that is not in the repository: the reason names the folder inside the
+    checkout, not where the run lives on the server."""
+    wrong = svc.SubmissionRequest(
+        repo_url=example_repo,
+        design_path="designs/no-such-design",
+        resources=svc.Resources(time_minutes=10, mem_mb=256),
+    )
+    slurm = slurm_client(engine_app.config)
+    submission = svc.create_submission(
+        svc.plan_submission(wrong, engine_app.config, slurm, owner=ada()), ada()
+    )
+    svc.launch(submission, engine_app.config, slurm)
+    assert submission.state == "SUBMIT_FAILED"
+    assert "design/designs/no-such-design" in submission.error
+    assert str(engine_app.config["RUN_ROOT"]) not in submission.error
+    assert submission.uuid not in submission.error
+    assert svc.without_server_paths("/r/u/design/x and /r/other", "/r/u", "/r") == (
+        "design/x and other"
+    )
