@@ -18,7 +18,7 @@ from typing import Any
 
 from portal.slurm import commands
 from portal.slurm.commands import Node, SinfoReport, SlurmParseError, TaskRow
-from portal.slurm.states import ACTIVE, COMPLETED, PENDING
+from portal.slurm.states import ACTIVE, COMPLETED, PENDING, REQUEUEABLE, is_terminal
 from portal.slurm.transports import CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class SlurmClient:
         rows = self._parse_sacct(result.stdout)
         missing = set(ids) - {row.job_id for row in rows}
         rows = self._confirm_starts(rows)
+        rows = self._follow_requeues(rows)
         if missing:
             found = self._squeue_quietly(sorted(missing, key=_job_sort_key))
             rows.extend(row for row in found if row.state in _FINAL_IN_SQUEUE_TOO)
@@ -165,6 +166,25 @@ class SlurmClient:
             elif merged[i].state == PENDING:
                 merged[i] = row
         return merged
+
+    def _follow_requeues(self, rows: list[TaskRow]) -> list[TaskRow]:
+        """A task sacct shows as NODE_FAIL or PREEMPTED may have been requeued: Slurm then
+        runs it again under the same id, and sacct shows the ended attempt until the new one
+        starts. One squeue over those jobs: a task squeue still holds (pending or running) is
+        not final, and its row replaces sacct's, so the portal keeps following it (no
+        "failed" email, no resubmit offer while Slurm still has an attempt)."""
+        ended = {row.job_id for row in rows if row.state in REQUEUEABLE}
+        if not ended:
+            return rows
+        held = {
+            (row.job_id, row.task_index): row
+            for row in self._squeue_quietly(sorted(ended, key=_job_sort_key))
+            if not is_terminal(row.state)
+        }
+        return [
+            held.get((row.job_id, row.task_index), row) if row.state in REQUEUEABLE else row
+            for row in rows
+        ]
 
     def _squeue(
         self,

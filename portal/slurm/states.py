@@ -71,6 +71,9 @@ ACTIVE: frozenset[str] = frozenset(
 FAILURES: frozenset[str] = frozenset(
     {FAILED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL, DEADLINE, PREEMPTED}
 )
+#: Ended states after which Slurm may run the task again under the same id (Requeue=1): a
+#: task in one is final only once squeue no longer holds it.
+REQUEUEABLE: frozenset[str] = frozenset({NODE_FAIL, PREEMPTED})
 #: Terminal because someone (user, admin, federation) withdrew the task.
 CANCELLATIONS: frozenset[str] = frozenset({CANCELLED, REVOKED})
 #: A task in one of these states will never change again.

@@ -429,3 +429,33 @@ def test_the_same_sacct_answer_is_parsed_once_and_each_caller_gets_its_own_list(
     second = client.query(ALL_JOBS)
     assert second == parse_sacct(final.stdout) and transport.programs() == ["sacct", "sacct"]
     assert client.query(ALL_JOBS)[: len(second)] != second  # a new answer is parsed anew
+
+
+# -- requeued tasks (the probe's fault A) ----------------------------------------------------
+#: What sacct -X and squeue print while Slurm requeues a task whose node went down: sacct shows
+#: the ended attempt (NODE_FAIL) until the new one starts; squeue holds the task again, pending
+#: (Requeue=1; the formats of the recordings in tests/data/slurm).
+NODE_FAIL_SACCT = (
+    "90_0|91|NODE_FAIL|0:0|vm|2026-12-06T08:00:00|2026-12-06T08:00:30|00:00:30|None|olp-x\n"
+    "90_1|92|NODE_FAIL|0:0|vm|2026-12-06T08:00:00|2026-12-06T08:00:30|00:00:30|None|olp-x\n"
+    "90_2|90|COMPLETED|0:0|vm|2026-12-06T08:00:00|2026-12-06T08:00:10|00:00:10|None|olp-x\n"
+)
+REQUEUED_SQUEUE = "90|0|91|PENDING|||||BeginTime|olp-x\n"
+
+
+def test_a_requeued_node_fail_is_followed_not_final() -> None:
+    client, transport = client_for(
+        sacct=CommandResult(0, NODE_FAIL_SACCT, ""), squeue=CommandResult(0, REQUEUED_SQUEUE, "")
+    )
+    rows = {row.task_index: row for row in client.query(["90"])}
+    assert transport.programs() == ["sacct", "squeue"]
+    assert option(transport.calls[1][0], "--jobs") == "90"
+    assert rows[0].state == "PENDING"  # Slurm holds another attempt: keep following it
+    assert rows[1].state == "NODE_FAIL"  # squeue no longer has it: that failure is final
+    assert rows[2].state == "COMPLETED"
+
+
+def test_no_squeue_without_a_requeueable_state() -> None:
+    client, transport = client_for(sacct=rec("sacct_final"))
+    client.query(ALL_JOBS)
+    assert transport.programs() == ["sacct"]
