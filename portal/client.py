@@ -27,6 +27,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,10 @@ API_PREFIX = "/api/v1"
 TOKEN_ENV = "PORTAL_TOKEN"  # noqa: S105  (the variable's name, not a secret)
 SERVER_ENV = "PORTAL_SERVER"
 CONFIG_NAME = "config.toml"
+
+
+#: A dry run whose repository the portal is still fetching is asked again this often.
+PREVIEW_POLLS, PREVIEW_POLL_SECONDS = 150, 2.0
 
 
 class PortalAPIError(Exception):
@@ -210,8 +215,16 @@ class PortalClient:
         }
         if sweep is not None:
             body["sweep"] = dict(sweep)
-        data = self._json("POST", "/submissions", json=body)
-        return data if dry_run else data["submission"]
+        for _attempt in range(PREVIEW_POLLS):
+            try:
+                data = self._json("POST", "/submissions", json=body)
+            except PortalAPIError as exc:
+                if exc.code != "repository_fetching":
+                    raise
+                time.sleep(PREVIEW_POLL_SECONDS)  # the portal clones off its request thread
+                continue
+            return data if dry_run else data["submission"]
+        raise PortalAPIError("repository_fetching", "the repository is still being fetched")
 
     def list(
         self,

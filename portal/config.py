@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "GIT_ALLOWED_PRIVATE_HOSTS": [],
     "GIT_CLONE_TIMEOUT": 300,
     "GIT_MAX_REPO_MB": 500,
+    "PREVIEW_FETCHES": 2,
+    "PREVIEW_WAIT_SECONDS": 2,
+    "PREVIEW_CACHE_SECONDS": 600,
+    "PREVIEW_CACHE_DIR": None,
     # Mail
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,
@@ -172,6 +176,15 @@ DOCS: dict[str, str] = {
     "the tests list their own loopback git daemon here.",
     "GIT_CLONE_TIMEOUT": "Seconds before a clone is abandoned.",
     "GIT_MAX_REPO_MB": "Largest checkout accepted, in MiB.",
+    "PREVIEW_FETCHES": "Repositories cloned at once for previews and dry runs (each user one "
+    "at a time); more answer 'busy'.",
+    "PREVIEW_WAIT_SECONDS": "How long a preview or dry-run request waits for its clone before "
+    "it answers 'still fetching' (the ref itself is resolved with git ls-remote in at most "
+    "3 s).",
+    "PREVIEW_CACHE_SECONDS": "How long a preview's checkout is kept (by commit) after its last "
+    "use.",
+    "PREVIEW_CACHE_DIR": "Where previews' checkouts are kept; empty: a folder in the system's "
+    "temporary directory.",
     "MAIL_SERVER": "SMTP host.",
     "MAIL_PORT": "SMTP port.",
     "MAIL_USE_TLS": "Use STARTTLS.",

@@ -194,6 +194,49 @@ def stage_repository(
     return StagedRepo(commit, ref, dest, size, seconds, shallow)
 
 
+#: The longest a request may wait for ``git ls-remote`` (previews resolve refs in the request).
+RESOLVE_REF_TIMEOUT_S = 3.0
+
+
+def resolve_ref(
+    url: RepoURL,
+    ref: str,
+    *,
+    timeout_s: float = RESOLVE_REF_TIMEOUT_S,
+    allowed_private: Sequence[str] = (),
+) -> str:
+    """The commit ``ref`` (a branch, a tag or a full commit id) names on ``url``, from one
+    ``git ls-remote`` given at most ``timeout_s`` seconds (with the staging's protocol, no
+    redirects and address rules). An abbreviated commit id is returned as it is (only a fetch
+    can expand it). Raises :class:`StagingError` with the same texts as a staging."""
+    url, ref = _recheck(url, ref)
+    if is_commit_sha(ref) or _ABBREV_SHA_RE.match(ref):
+        return ref.lower()
+    _check_address(url, allowed_private, min(RESOLVE_TIMEOUT_S, timeout_s))
+    with tempfile.TemporaryDirectory(prefix="olp-ls-remote-") as tmp:
+        session = _GitSession(url, Path(tmp), time.monotonic() + timeout_s, timeout_s, 1, None)
+        for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
+            session.env.pop(key, None)
+        try:
+            lines = session.run(
+                "ls-remote",
+                "--",
+                url.url,
+                f"refs/heads/{ref}",
+                f"refs/tags/{ref}",
+                f"refs/tags/{ref}^{{}}",
+            )
+        except _GitFailed as failure:
+            raise StagingError(_describe_failure(failure.lines, url, ref)) from None
+        except StagingError as exc:  # the deadline: say only that the host did not answer
+            raise StagingError(unreachable_message(url.host)) from exc
+    found = dict(reversed(line.split("\t", 1)) for line in lines if "\t" in line)
+    for name in (f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"):
+        if name in found:
+            return found[name].strip()
+    raise StagingError(f"branch or tag {ref!r} not found in {url.redacted}")
+
+
 def _recheck(url: RepoURL, ref: str) -> tuple[RepoURL, str]:
     """Re-apply the URL and ref rules, so a hand-made RepoURL cannot smuggle an option in.
 

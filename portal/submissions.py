@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from portal.gitpolicy import (
 )
 from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
 from portal.notify import queue_decision_mail, queue_launch_failed_mail
+from portal.previews import checkout_cache
 from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import SLURM_NAME_RE
@@ -639,39 +639,37 @@ def write_scripts(
     return written
 
 
-def preview_script(plan: Plan, settings: Mapping[str, Any], owner: User) -> str:
-    """The exact script(s) this plan will submit, from a throwaway clone (nothing kept)."""
-    with tempfile.TemporaryDirectory(prefix="olp-preview-") as tmp:
-        checkout = Path(tmp) / "design"
-        url = check_repo_url(
-            plan.repo_url,
-            allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
-            allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+def preview_script(
+    plan: Plan, settings: Mapping[str, Any], owner: User, *, wait_s: float | None = None
+) -> str:
+    """The exact script(s) this plan will submit, from the checkout of its commit
+    (:mod:`portal.previews`: fetched off the caller's thread, kept by commit). ``wait_s`` None
+    waits for the clone (the CLI); else :class:`~portal.previews.PreviewPending` is raised
+    after ``wait_s`` seconds (web and API requests answer "still fetching")."""
+    url = check_repo_url(
+        plan.repo_url,
+        allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+        allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+    )
+    checkout: Path | None = None
+    cache = checkout_cache(settings)
+    try:
+        checkout = cache.checkout(url, plan.ref, owner.id, settings, wait_s=wait_s)
+        design = plan.flow.find_design(
+            checkout, plan.design_path, pdk_root=str(settings["PDK_ROOT"])
         )
-        try:
-            stage_repository(
-                url,
-                plan.ref,
-                checkout,
-                timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
-                max_mb=int(settings["GIT_MAX_REPO_MB"]),
-                allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
-            )
-            design = plan.flow.find_design(
-                checkout, plan.design_path, pdk_root=str(settings["PDK_ROOT"])
-            )
-            rendered = render_scripts(
-                Submission(uuid=plan.uuid, resources=asdict(plan.resources)),
-                settings,
-                plan.flow,
-                design,
-                range(len(plan.points)),
-                owner=owner,
-                checkout=checkout,
-                run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
-            )
-        except (StagingError, FlowError) as exc:  # a step this site cannot run, too
-            raise SubmissionError(without_server_paths(str(exc), checkout)) from None
+        rendered = render_scripts(
+            Submission(uuid=plan.uuid, resources=asdict(plan.resources)),
+            settings,
+            plan.flow,
+            design,
+            range(len(plan.points)),
+            owner=owner,
+            checkout=checkout,
+            run_dir=Path(settings["RUN_ROOT"]) / plan.uuid,
+        )
+    except (StagingError, FlowError) as exc:  # a step this site cannot run, too
+        raise SubmissionError(without_server_paths(str(exc), checkout, cache.root)) from None
     return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
 
 

@@ -32,6 +32,7 @@ from portal.cluster import slurm_client
 from portal.extensions import db
 from portal.flows.base import FlowError
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
+from portal.previews import PreviewPending
 from portal.render import RenderError
 from portal.results import ResultsError, results_table
 from portal.serialize import isotime, submission_dict, task_counts, task_dict
@@ -384,7 +385,14 @@ def create_submission() -> Any:
 def _dry_run(built: svc.SubmissionRequest, user: User) -> dict[str, Any]:
     settings = current_app.config
     plan = svc.plan_submission(built, settings, slurm_client(settings, user), owner=user)
-    script = svc.preview_script(plan, settings, user)
+    try:
+        script = svc.preview_script(
+            plan, settings, user, wait_s=float(settings.get("PREVIEW_WAIT_SECONDS", 2))
+        )
+    except PreviewPending as exc:  # the clone goes on off this thread: ask again
+        raise APIError(
+            503, str(exc), code="repository_fetching", headers={"Retry-After": "2"}
+        ) from None
     return {
         "script": script,
         "points": plan.points,

@@ -35,6 +35,9 @@ ERROR_CODES: dict[int, str] = {
     500: "internal_error",
     503: "slurm_unavailable",
 }
+#: Codes beyond the one per status: a dry run whose repository is still being fetched (503,
+#: Retry-After; ask again).
+EXTRA_ERROR_CODES = ("repository_fetching",)
 MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -495,7 +498,10 @@ def component_schemas() -> dict[str, Any]:
                 "error": {
                     "type": "object",
                     "properties": {
-                        "code": {"type": "string", "enum": sorted(set(ERROR_CODES.values()))},
+                        "code": {
+                            "type": "string",
+                            "enum": sorted(set(ERROR_CODES.values()) | set(EXTRA_ERROR_CODES)),
+                        },
                         "message": {"type": "string"},
                         "details": {"description": "More about the failure, when useful."},
                     },

@@ -29,6 +29,7 @@ from portal import launcher
 from portal.catalog import load_catalog
 from portal.cluster import slurm_client
 from portal.flows.base import FlowError
+from portal.previews import PreviewPending
 from portal.render import RenderError
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.transports import TransportError
@@ -107,6 +108,7 @@ def _page(
     estimate_result: Estimate | None = None,
     preview: str | None = None,
     preview_error: str | None = None,
+    pending: str | None = None,
 ) -> tuple[str, int]:
     catalog = load_catalog()
     page = render_template(
@@ -124,6 +126,7 @@ def _page(
         estimate=estimate_result,
         preview=preview,
         preview_error=preview_error,
+        preview_pending=pending,
         account=current_user.slurm_account or current_app.config.get("SLURM_DEFAULT_ACCOUNT"),
     )
     return page, status
@@ -233,7 +236,7 @@ def preview() -> Any:
     """The exact sbatch script(s) the form would submit (a throwaway clone; nothing kept)."""
     slurm = _slurm()
     form, partitions = _form(slurm)
-    script, error = None, None
+    script, error, pending = None, None, None
     built = _read(form)
     if built is None:
         error = "; ".join(_messages(form)) or "the form has errors"
@@ -241,9 +244,14 @@ def preview() -> Any:
         try:
             owner = current_user._get_current_object()  # type: ignore[attr-defined]
             plan = plan_submission(built, current_app.config, slurm, owner=owner)
-            script = preview_script(plan, current_app.config, owner)
+            wait_s = float(current_app.config.get("PREVIEW_WAIT_SECONDS", 2))
+            script = preview_script(plan, current_app.config, owner, wait_s=wait_s)
+        except PreviewPending as exc:  # the clone goes on off this thread; htmx asks again
+            pending = str(exc)
         except (SubmissionError, SweepError, RenderError, FlowError) as exc:
             error = str(exc)
     if not _is_htmx():
-        return _page(form, partitions, preview=script, preview_error=error)
-    return render_template("submissions/_preview.html", preview=script, preview_error=error)
+        return _page(form, partitions, preview=script, preview_error=error, pending=pending)
+    return render_template(
+        "submissions/_preview.html", preview=script, preview_error=error, preview_pending=pending
+    )

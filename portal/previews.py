@@ -1,0 +1,145 @@
+"""Checkouts for previews and dry runs, fetched off the request thread and kept by commit.
+
+A preview needs the design's files at the commit a ref names. A web or API request only
+resolves the ref (one ``git ls-remote``, at most :data:`~portal.staging.RESOLVE_REF_TIMEOUT_S`);
+the clone runs in a small process-wide pool (``PREVIEW_FETCHES`` at once, one per user), its
+checkout is kept under its commit for ``PREVIEW_CACHE_SECONDS``, and a request waits at most
+``PREVIEW_WAIT_SECONDS`` for it. Past that it answers "still fetching" (:class:`PreviewPending`)
+and a later request finds the checkout ready; more fetches than the caps allow answer
+"busy" (:class:`PreviewBusy`). So a Git host that accepts and never answers holds no web thread
+longer than the ref resolution, and many previews cannot pile up clones.
+
+This module does not import Flask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portal.gitpolicy import RepoURL
+from portal.staging import resolve_ref, stage_repository
+
+
+class PreviewPending(Exception):
+    """The repository is still being fetched; ask again in a moment."""
+
+
+class PreviewBusy(PreviewPending):
+    """Too many previews are being fetched (for this user or in all); ask again later."""
+
+
+@dataclass
+class _Fetch:
+    future: Future[None]
+    user_id: int
+
+
+class CheckoutCache:
+    """Checkouts under ``root/<hash of URL and commit>/design``, fetched by a bounded pool."""
+
+    def __init__(self, root: Path, workers: int = 2, per_user: int = 1) -> None:
+        self.root = Path(root)
+        self.workers = max(1, workers)
+        self.per_user = max(1, per_user)
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="preview")
+        self.lock = threading.Lock()
+        self.inflight: dict[str, _Fetch] = {}
+
+    def checkout(
+        self,
+        url: RepoURL,
+        ref: str,
+        user_id: int,
+        settings: Mapping[str, Any],
+        *,
+        wait_s: float | None,
+    ) -> Path:
+        """The checkout of ``ref`` (its design files), fetched if needed; ``wait_s`` None waits
+        for the clone to finish, else raises :class:`PreviewPending` after ``wait_s``."""
+        allowed = settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or ()
+        commit = resolve_ref(url, ref, allowed_private=allowed)
+        key = hashlib.sha256(f"{url.url}\0{commit}".encode()).hexdigest()[:32]
+        folder = self.root / key
+        if (folder / "design").is_dir():
+            os.utime(folder)  # recently used: kept longer
+            return folder / "design"
+        with self.lock:
+            fetch = self.inflight.get(key)
+            if fetch is None:
+                if len(self.inflight) >= self.workers:
+                    raise PreviewBusy("the portal is fetching other repositories; try again soon")
+                mine = sum(f.user_id == user_id for f in self.inflight.values())
+                if mine >= self.per_user:
+                    raise PreviewBusy("another of your previews is still being fetched")
+                future = self.pool.submit(self._fetch, url, commit, folder, settings)
+                fetch = self.inflight[key] = _Fetch(future, user_id)
+                future.add_done_callback(lambda _done: self._forget(key))
+        try:
+            fetch.future.result(timeout=wait_s)
+        except FutureTimeout:
+            raise PreviewPending(
+                "still fetching the repository: the preview appears when the clone is done"
+            ) from None
+        return folder / "design"
+
+    def _forget(self, key: str) -> None:
+        with self.lock:
+            self.inflight.pop(key, None)
+
+    def _fetch(self, url: RepoURL, commit: str, folder: Path, settings: Mapping[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        work = self.root / f".{folder.name}.{uuid.uuid4().hex}"
+        work.mkdir()
+        try:
+            stage_repository(
+                url,
+                commit,
+                work / "design",
+                timeout_s=float(settings.get("GIT_CLONE_TIMEOUT") or 300),
+                max_mb=int(settings.get("GIT_MAX_REPO_MB") or 500),
+                allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
+            )
+            os.rename(work, folder)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.prune(float(settings.get("PREVIEW_CACHE_SECONDS") or 600))
+
+    def prune(self, keep_seconds: float) -> None:
+        """Remove checkouts unused for ``keep_seconds``."""
+        cutoff = time.time() - keep_seconds
+        for entry in self.root.iterdir():
+            if not entry.name.startswith(".") and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+_CACHES: dict[str, CheckoutCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def checkout_cache(settings: Mapping[str, Any]) -> CheckoutCache:
+    """The process's cache for these settings (``PREVIEW_CACHE_DIR``, else a folder under the
+    system's temporary directory named after ``RUN_ROOT``)."""
+    root = settings.get("PREVIEW_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(),
+        "openlane-portal-previews-"
+        + hashlib.sha256(str(settings.get("RUN_ROOT")).encode()).hexdigest()[:12],
+    )
+    with _CACHES_LOCK:
+        cache = _CACHES.get(str(root))
+        if cache is None:
+            cache = _CACHES[str(root)] = CheckoutCache(
+                Path(root), workers=int(settings.get("PREVIEW_FETCHES") or 2)
+            )
+        return cache
