@@ -554,39 +554,39 @@ def build_decision_mail(
     submission: Submission, approved: bool, site_url: str
 ) -> tuple[str, str, str]:
     """(subject, plain text, HTML) telling the owner an admin approved or rejected a submission."""
-    name = _one_line(submission.name or "", 120) or f"submission {submission.uuid[:8]}"
     verdict = "approved" if approved else "rejected"
     context = {
+        **_submission_context(submission, site_url),
         "approved": approved,
         "verdict": verdict,
-        "name": name,
-        "uuid": submission.uuid,
-        "url": submission_url(site_url, submission.uuid),
-        "repo_url": submission.repo_url or "",
-        "ref": submission.ref or "",
-        "n_tasks": submission.n_tasks or len(submission.tasks),
         "core_hours": submission.cost_core_hours or 0.0,
         "reason": (submission.decision_reason or "").strip(),
     }
-    subject = _one_line(f"{SUBJECT_PREFIX} Submission {verdict}: {name}", 300)
+    subject = _one_line(f"{SUBJECT_PREFIX} Submission {verdict}: {context['name']}", 300)
     return subject, _render("decision.txt", context), _render("decision.html", context)
 
 
 def build_launch_failed_mail(submission: Submission, site_url: str) -> tuple[str, str, str]:
     """(subject, plain text, HTML) telling the owner a submission could not be launched."""
-    name = _one_line(submission.name or "", 120) or f"submission {submission.uuid[:8]}"
     context = {
-        "name": name,
+        **_submission_context(submission, site_url),
+        "attempts": submission.launch_attempts or 1,
+        "reason": (submission.error or "No reason was recorded.").strip(),
+    }
+    subject = _one_line(f"{SUBJECT_PREFIX} SUBMIT_FAILED: {context['name']}", 300)
+    return subject, _render("launch_failed.txt", context), _render("launch_failed.html", context)
+
+
+def _submission_context(submission: Submission, site_url: str) -> dict[str, Any]:
+    """What every short mail about one submission names: name, uuid, link, repository, size."""
+    return {
+        "name": _one_line(submission.name or "", 120) or f"submission {submission.uuid[:8]}",
         "uuid": submission.uuid,
         "url": submission_url(site_url, submission.uuid),
         "repo_url": submission.repo_url or "",
         "ref": submission.ref or "",
         "n_tasks": submission.n_tasks or len(submission.tasks),
-        "attempts": submission.launch_attempts or 1,
-        "reason": (submission.error or "No reason was recorded.").strip(),
     }
-    subject = _one_line(f"{SUBJECT_PREFIX} SUBMIT_FAILED: {name}", 300)
-    return subject, _render("launch_failed.txt", context), _render("launch_failed.html", context)
 
 
 def build_test_mail(site_url: str, server: str) -> tuple[str, str, str]:
