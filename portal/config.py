@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL_SECONDS": 15,
     "LAUNCH_MAX_ATTEMPTS": 6,
     "LAUNCH_RETRY_BASE_SECONDS": 30,
+    "LAUNCH_CLAIM_SECONDS": 60,
     "POLLER_ENABLED": False,
     "POLL_LEASE_SECONDS": 60,
     # Flows and containers
@@ -138,6 +139,9 @@ DOCS: dict[str, str] = {
     "retry it.",
     "LAUNCH_RETRY_BASE_SECONDS": "Wait before the second launch attempt; it doubles after "
     "each one (at most 10 minutes).",
+    "LAUNCH_CLAIM_SECONDS": "A launch claims its submission for this long and renews the claim "
+    "while it works (every third of it); the poller relaunches a submission left in STAGING or "
+    "SUBMITTING only once its claim has expired (the process that launched it died).",
     "POLLER_ENABLED": "Start the scheduled poller inside this process.",
     "POLL_LEASE_SECONDS": "Lease length that keeps exactly one poller active.",
     "CONTAINER_RUNTIME": "apptainer | singularity | native.",

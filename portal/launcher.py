@@ -3,8 +3,9 @@
 A launch clones the repository and stages every task's config, which can take longer than a
 browser should wait. :func:`submit_request` therefore records the submission (state STAGING)
 and hands the launch to a background thread with its own app context. If the process dies
-mid-launch, the poller relaunches submissions stuck in STAGING/SUBMITTING, and the launch is
-idempotent by job name, so no array is submitted twice.
+mid-launch, the poller relaunches submissions stuck in STAGING/SUBMITTING once their launch claim
+expired (:mod:`portal.launchclaims`), and the launch is idempotent by job name, so no array is
+submitted twice.
 """
 
 from __future__ import annotations
@@ -36,9 +37,14 @@ def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> S
     return submission
 
 
-def start_launch(app: Flask, submission: Submission) -> threading.Thread | None:
-    """Launch ``submission`` now (``LAUNCH_IN_BACKGROUND`` false) or in a daemon thread."""
-    if not app.config.get("LAUNCH_IN_BACKGROUND", True):
+def start_launch(
+    app: Flask, submission: Submission, *, background: bool | None = None
+) -> threading.Thread | None:
+    """Launch ``submission`` in a daemon thread, or now when ``background`` is false (by
+    default ``LAUNCH_IN_BACKGROUND``). The launch takes the submission's claim first."""
+    if background is None:
+        background = bool(app.config.get("LAUNCH_IN_BACKGROUND", True))
+    if not background:
         svc.launch(submission, app.config, slurm_client(app.config))
         return None
     thread = threading.Thread(

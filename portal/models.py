@@ -123,6 +123,9 @@ class Submission(db.Model):
     #: launches tried so far, and when a launch that failed for a passing cause is tried again
     launch_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     retry_at: Mapped[datetime | None]
+    #: the launch working on it now (a token) and until when its claim holds unless renewed
+    launch_claim: Mapped[str | None] = mapped_column(String(64))
+    launch_claim_until: Mapped[datetime | None]
     notify: Mapped[bool] = mapped_column(default=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -15,8 +15,9 @@ slurmdbd down, states stay as they are and the next good cycle catches up).
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import bindparam, func, select
 
-from portal import leases
+from portal import launchclaims, leases
 from portal.collect import collect_task_metrics
 from portal.extensions import db
 from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionState, Task, utcnow
@@ -51,6 +52,7 @@ class CycleStats:
     tasks_changed: int = 0
     submissions_changed: int = 0
     seconds: float = 0.0
+    lease_lost: bool = False
 
 
 @dataclass
@@ -73,11 +75,18 @@ class PollMemory:
         self.followed = self.rows = None
 
 
-def poll_once(slurm: SlurmClient, memory: PollMemory | None = None) -> CycleStats:
+def poll_once(
+    slurm: SlurmClient,
+    memory: PollMemory | None = None,
+    *,
+    keep_lease: Callable[[], bool] | None = None,
+) -> CycleStats:
     """Run one cycle in the current app context; raises SlurmError/TransportError untouched.
 
     With ``memory`` (kept across cycles by :class:`Poller`), a cycle whose followed arrays and
     Slurm answer equal the last committed cycle's writes nothing and reads no task rows.
+    ``keep_lease`` renews the poller's lease once Slurm has answered (sacct may take up to
+    SLURM_COMMAND_TIMEOUT); when it was lost meanwhile, the cycle writes nothing.
     """
     started = time.perf_counter()
     stats = CycleStats()
@@ -109,6 +118,10 @@ def poll_once(slurm: SlurmClient, memory: PollMemory | None = None) -> CycleStat
     since = min((row.submitted_at for row in active if row.submitted_at), default=None)
     rows = slurm.query(job_ids, since=since - timedelta(minutes=5) if since else None)
     stats.sacct_calls, stats.rows = (1 if job_ids else 0), len(rows)
+    if keep_lease is not None and not keep_lease():
+        log.warning("poll lease lost while Slurm answered; this cycle writes nothing")
+        stats.lease_lost = True
+        return stats
     if memory is not None and memory.followed == followed and memory.rows == rows:
         stats.seconds = time.perf_counter() - started
         return stats
@@ -206,12 +219,13 @@ def update_submission_states(submission_ids: set[int]) -> int:
 
 
 def find_stuck(older_than: timedelta = STUCK_AFTER) -> list[Submission]:
-    """Submissions left in STAGING/SUBMITTING by a process that died mid-launch."""
+    """Submissions left in STAGING/SUBMITTING by a process that died mid-launch: their launch
+    claim expired, or no launch claimed them within ``older_than``."""
     return list(
         db.session.scalars(
             select(Submission).where(
                 Submission.state.in_([SubmissionState.STAGING, SubmissionState.SUBMITTING]),
-                Submission.updated_at < utcnow() - older_than,
+                launchclaims.abandoned(older_than),
             )
         )
     )
@@ -228,6 +242,7 @@ class Poller:
         self.resume_at = 0.0
         self.last_stats: CycleStats | None = None
         self.memory = PollMemory()
+        self.launching: dict[int, threading.Thread] = {}
 
     @property
     def settings(self) -> Mapping[str, Any]:
@@ -243,8 +258,12 @@ class Poller:
             if time.monotonic() < self.resume_at:
                 return None
             try:
-                self._reconcile_stuck()
-                stats = poll_once(self.slurm, self.memory)
+                self.hand_over_launches()
+                stats = poll_once(
+                    self.slurm,
+                    self.memory,
+                    keep_lease=lambda: leases.acquire(LEASE_NAME, self.holder, lease_seconds),
+                )
             except (SlurmError, TransportError) as exc:
                 db.session.rollback()
                 self.errors += 1
@@ -260,21 +279,37 @@ class Poller:
                 return None
             finally:
                 db.session.remove()
+            if stats.lease_lost:
+                self.memory.forget()
+                return None
             if self.errors:
                 log.info("poll cycle recovered after %d failed cycles", self.errors)
             self.errors, self.resume_at, self.last_stats = 0, 0.0, stats
             return stats
 
-    def _reconcile_stuck(self) -> None:
-        from portal.submissions import due_retries, launch
+    def hand_over_launches(self) -> list[threading.Thread]:
+        """Start a launch for each submission a dead process left mid-launch (its claim
+        expired) and each retry that is due: in launcher threads, never inside the cycle; each
+        launch takes the submission's claim first, so none runs twice. Returns the threads."""
+        from portal.launcher import start_launch
+        from portal.submissions import due_retries
 
-        for submission in find_stuck():
-            log.warning("relaunching submission %s found in %s", submission.uuid, submission.state)
-            launch(submission, self.settings, self.slurm)
-        for submission in due_retries():
-            log.info("launching submission %s again (attempt %d)", submission.uuid,
-                     (submission.launch_attempts or 0) + 1)  # fmt: skip
-            launch(submission, self.settings, self.slurm)
+        self.launching = {sid: t for sid, t in self.launching.items() if t.is_alive()}
+        threads = []
+        for submission in [*find_stuck(), *due_retries()]:
+            if submission.id in self.launching:
+                continue
+            if submission.state == SubmissionState.SUBMIT_FAILED:
+                log.info("launching submission %s again (attempt %d)", submission.uuid,
+                         (submission.launch_attempts or 0) + 1)  # fmt: skip
+            else:
+                log.warning("relaunching submission %s left in %s (its launch claim expired)",
+                            submission.uuid, submission.state)  # fmt: skip
+            thread = start_launch(self.app, submission, background=True)
+            if thread is not None:
+                self.launching[submission.id] = thread
+                threads.append(thread)
+        return threads
 
     def stop(self) -> None:
         """Release the lease (clean shutdown)."""

@@ -58,5 +58,13 @@ def run_forever(app: Flask, poller: Poller) -> None:
     scheduler = start_scheduler(app, poller)
     log.info("poller running every %s s", app.config["POLL_INTERVAL_SECONDS"])
     stop.wait()
-    scheduler.shutdown(wait=True)
+    stop_scheduler(scheduler, poller)
+
+
+def stop_scheduler(scheduler: BackgroundScheduler, poller: Poller) -> None:
+    """Let a running cycle finish, then give the poll lease up, so that another process polls
+    at its next cycle instead of waiting for the lease to expire (``POLL_LEASE_SECONDS``)."""
+    if scheduler.running:
+        scheduler.shutdown(wait=True)
     poller.stop()
+    log.info("poller stopped; lease released")

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from portal import policy
+from portal import launchclaims, policy
 from portal.catalog import ParameterError, load_catalog
 from portal.extensions import db
 from portal.flows.base import Flow, FlowError
@@ -337,9 +337,12 @@ def launch(
     *,
     after_sbatch: Callable[[str], None] | None = None,
 ) -> Submission:
-    """Stage, render and submit. Failures end in SUBMIT_FAILED (retryable) with the reason.
+    """Stage, render and submit under the submission's launch claim (:mod:`portal.launchclaims`).
+    Failures end in SUBMIT_FAILED (retryable) with the reason.
 
     Only a submission that may run is launched: never one waiting for (or refused by) an admin.
+    When another launch holds a live claim on it, nothing is done and the submission is
+    returned as that launch leaves it.
     """
     _require_state(
         submission,
@@ -347,16 +350,49 @@ def launch(
         SubmissionState.SUBMITTING,
         SubmissionState.SUBMIT_FAILED,
     )
+    seconds = float(settings.get("LAUNCH_CLAIM_SECONDS", 60))
+    token = launchclaims.new_token()
+    if not launchclaims.take(submission.id, token, seconds):
+        log.info("submission %s: another launch is at work on it", submission.uuid)
+        return submission
+    try:
+        with launchclaims.Heartbeat(db.engine, submission.id, token, seconds) as heartbeat:
+            return _launch_claimed(
+                submission,
+                settings,
+                slurm,
+                progress,
+                after_sbatch=after_sbatch,
+                keep_claim=lambda: (
+                    not heartbeat.lost and launchclaims.renew(submission.id, token, seconds)
+                ),
+            )
+    finally:
+        db.session.rollback()
+        launchclaims.release(submission.id, token)
+
+
+def _launch_claimed(
+    submission: Submission,
+    settings: Mapping[str, Any],
+    slurm: SlurmClient,
+    progress: Progress | None,
+    *,
+    after_sbatch: Callable[[str], None] | None,
+    keep_claim: Callable[[], bool],
+) -> Submission:
     # Nothing can have been submitted for a submission still in STAGING (the state becomes
     # SUBMITTING, committed, before the first sbatch): only a retry looks job names up first.
     fresh = submission.state == SubmissionState.STAGING
-    submission.launch_attempts = (submission.launch_attempts or 0) + 1
-    submission.retry_at = None
     try:
         slurm = _client_for_owner(slurm, settings, submission)
         max_array_size = slurm.max_array_size()
         check_job_room(slurm, settings, len(submission.tasks))
         scripts = stage(submission, settings, progress, max_array_size=max_array_size)
+        if not keep_claim():  # renewed in the transaction that makes it SUBMITTING
+            log.warning("submission %s: launch claim lost before sbatch; stopping", submission.uuid)
+            db.session.rollback()
+            return submission
         submission.state = SubmissionState.SUBMITTING
         db.session.commit()
         submit_arrays(submission, scripts, slurm, after_sbatch=after_sbatch, lookup=not fresh)
@@ -451,6 +487,7 @@ def due_retries() -> list[Submission]:
                 Submission.state == SubmissionState.SUBMIT_FAILED,
                 Submission.retry_at.is_not(None),
                 Submission.retry_at <= utcnow(),
+                launchclaims.is_free(),
             )
         )
     )
@@ -500,6 +537,7 @@ def stage(
     report = progress or (lambda stage, fraction: None)
     run_dir = run_dir_of(submission, settings)
     submission.run_dir = str(run_dir)
+    db.session.commit()  # no write lock held through the clone (the claim's heartbeat writes)
     fresh = not (run_dir / "design" / ".git").exists()
     if fresh:
         if run_dir.exists():

@@ -2,17 +2,21 @@
 
 Settings come from the instance folder (``PORTAL_INSTANCE_PATH``) and ``PORTAL_*`` variables.
 With ``POLLER_ENABLED`` every worker starts the poll and mail jobs; database leases keep
-exactly one of them active. The ``portal poll`` service is the alternative to that.
+exactly one of them active, and a worker that exits (a graceful stop or restart) gives its
+lease up at once. The ``portal poll`` service is the alternative to that.
 """
 
 from __future__ import annotations
 
+import atexit
+
 from portal import create_app
 from portal.cluster import slurm_client
 from portal.metrics import RecordingPoller
-from portal.scheduler import start_scheduler
+from portal.scheduler import start_scheduler, stop_scheduler
 
 app = create_app()
 
 if app.config.get("POLLER_ENABLED"):
-    start_scheduler(app, RecordingPoller(app, slurm_client(app.config)))  # feeds /metrics
+    _poller = RecordingPoller(app, slurm_client(app.config))  # feeds /metrics
+    atexit.register(stop_scheduler, start_scheduler(app, _poller), _poller)

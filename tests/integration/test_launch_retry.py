@@ -72,7 +72,8 @@ def test_a_passing_failure_is_retried_by_the_poller_as_one_array(engine_app, exa
     submission.retry_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     poller = Poller(engine_app, slurm_client(engine_app.config))
-    poller._reconcile_stuck()
+    for thread in poller.hand_over_launches():
+        thread.join(timeout=120)
     db.session.refresh(submission)
     assert submission.state == "QUEUED" and len(submission.job_ids) == 1
     assert submission.retry_at is None and submission.launch_attempts == 2
