@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from portal.logmask import mask_secrets
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -30,6 +31,10 @@ RUN_ROOT = Path("/srv/openlane-portal/runs")
 PORTAL_CLI = "/opt/openlane-portal/bin/portal"
 SERVICE_USER = "openlane-portal"
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+NGINX_LOG_DIR = Path("/var/log/nginx")
+NGINX_ACCESS_LOG = NGINX_LOG_DIR / "openlane-portal.access.log"  # portal_nginx_access_log
+#: nginx's combined format: address, user, time, request line, status, bytes, Referer, agent
+COMBINED_RE = re.compile(r'\S+ - \S+ \[[^]]+\] "([^"]*)" \d{3} \d+ "([^"]*)" "([^"]*)"')
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "PARTIAL", "SUBMIT_FAILED", "REJECTED"}
 
 
@@ -99,6 +104,56 @@ def test_nginx_and_gunicorn_answer_on_loopback():
     assert re.search(r"\s127\.0\.0\.1:8080\s", listening)
     assert re.search(r"\s127\.0\.0\.1:8000\s", listening)
     assert not re.search(r"\s(0\.0\.0\.0|\*|\[::\]):(8080|8000)\s", listening)
+
+
+@pytest.mark.usefixtures("deployed")
+def test_nginx_access_log_masks_the_secrets_in_urls():
+    """Reset, share-link and invitation tokens in the request URI and the Referer are logged
+    as *** by nginx, as portal.logmask writes them in gunicorn's log; other requests are
+    logged as they came, in nginx's combined format."""
+    run = time.time_ns()
+    tokens = [f"SECRETTOKEN{n}x{run}" for n in (123, 456, 789, 321, 654)]
+    # (path, Referer) and the request line and Referer nginx logs for them
+    cases = [
+        ((f"/auth/reset/{tokens[0]}", None), ("GET /auth/reset/*** HTTP/1.1", "-")),
+        ((f"/shared/{tokens[1]}/", None), ("GET /shared/***/ HTTP/1.1", "-")),
+        (
+            (f"/auth/register?invite={tokens[2]}", None),
+            ("GET /auth/register?invite=*** HTTP/1.1", "-"),
+        ),
+        (
+            (f"/auth/login?next=%2Fauth%2Fregister%3Finvite%3D{tokens[3]}", None),
+            ("GET /auth/login?next=%2Fauth%2Fregister%3Finvite%3D*** HTTP/1.1", "-"),
+        ),
+        (
+            ("/healthz", f"{NGINX}/shared/{tokens[4]}/tasks/0"),
+            ("GET /healthz HTTP/1.1", f"{NGINX}/shared/***/tasks/0"),
+        ),
+        (("/healthz", None), ("GET /healthz HTTP/1.1", "-")),
+    ]
+    expected = {}
+    for n, ((path, referer), (request_line, logged_referer)) in enumerate(cases):
+        # The same masking as in gunicorn's access log and the portal's log records.
+        assert request_line == f"GET {mask_secrets(path)} HTTP/1.1"
+        assert logged_referer == (mask_secrets(referer) if referer else "-")
+        agent = f"masking-test-{run}-{n}"  # finds the request's line
+        headers = {"User-Agent": agent} | ({"Referer": referer} if referer else {})
+        got = requests.get(f"{NGINX}{path}", headers=headers, allow_redirects=False, timeout=30)
+        assert got.status_code < 500, (path, got.status_code)
+        expected[agent] = (request_line, logged_referer, agent)
+
+    deadline = time.monotonic() + 10  # nginx writes a line once the response has gone out
+    while True:
+        lines = NGINX_ACCESS_LOG.read_text().splitlines()
+        logged = {m.group(3): m.groups() for m in map(COMBINED_RE.fullmatch, lines) if m}
+        if expected.keys() <= logged.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {agent: logged.get(agent) for agent in expected} == expected
+    assert NGINX_ACCESS_LOG.stat().st_mode & 0o777 == 0o640  # as the distribution's access.log
+    for log in NGINX_LOG_DIR.glob("*.log"):  # this access log, nginx's default one, error.log
+        text = log.read_text(errors="replace")
+        assert not [token for token in tokens if token in text], log
 
 
 @pytest.mark.usefixtures("deployed")
