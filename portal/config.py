@@ -253,6 +253,8 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
         settings["RUN_ROOT"] = str(instance_path / "runs")
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _instance_secret(instance_path)
+    # A pooled connection the database dropped (a restart) is replaced before it is used.
+    settings.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     return settings
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import DBAPIError
 
 from portal import launchclaims, leases
 from portal.collect import collect_task_metrics
@@ -32,7 +33,7 @@ from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionSta
 from portal.notify import queue_submission_mail
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import TaskRow
-from portal.slurm.states import TERMINAL, derive_submission_state, is_terminal
+from portal.slurm.states import COMPLETED, TERMINAL, derive_submission_state, is_terminal
 from portal.slurm.transports import TransportError
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,13 @@ def poll_once(
         }
         if is_terminal(row.state):
             sub = by_id[task.submission_id]
-            new["metrics"] = collect_task_metrics(sub.flow, sub.run_dir, task.index)
+            new["metrics"] = collect_task_metrics(
+                sub.flow,
+                sub.run_dir,
+                task.index,
+                started=row.start is not None,
+                failed=row.state != COMPLETED,
+            )
             finished.append(task.id)
         changes.append(new)
         touched.add(task.submission_id)
@@ -249,33 +256,28 @@ class Poller:
         return self.app.config
 
     def run_cycle(self) -> CycleStats | None:
-        """One scheduled cycle: None when another process holds the lease or during backoff."""
+        """One scheduled cycle: None when another process holds the lease, during backoff,
+        or when Slurm or the database failed (logged; the next good cycle catches up)."""
         with self.app.app_context():
             lease_seconds = float(self.settings["POLL_LEASE_SECONDS"])
-            if not leases.acquire(LEASE_NAME, self.holder, lease_seconds):
-                self.memory.forget()  # another poller may write while this one waits
-                return None
-            if time.monotonic() < self.resume_at:
-                return None
             try:
+                if not leases.acquire(LEASE_NAME, self.holder, lease_seconds):
+                    self.memory.forget()  # another poller may write while this one waits
+                    return None
+                if time.monotonic() < self.resume_at:
+                    return None
                 self.hand_over_launches()
                 stats = poll_once(
                     self.slurm,
                     self.memory,
                     keep_lease=lambda: leases.acquire(LEASE_NAME, self.holder, lease_seconds),
                 )
-            except (SlurmError, TransportError) as exc:
+            except (SlurmError, TransportError, DBAPIError) as exc:
+                # Slurm or the database away (a restart mid-cycle): nothing of this cycle is
+                # committed, and the first cycle after it comes back catches up.
                 db.session.rollback()
-                self.errors += 1
-                interval = float(self.settings["POLL_INTERVAL_SECONDS"])
-                delay = min(interval * 2**self.errors, 600.0)
-                self.resume_at = time.monotonic() + delay
-                log.error(
-                    "poll cycle failed (%d in a row, next try in %.0f s): %s",
-                    self.errors,
-                    delay,
-                    exc,
-                )
+                self.memory.forget()
+                self._back_off(exc)
                 return None
             finally:
                 db.session.remove()
@@ -286,6 +288,18 @@ class Poller:
                 log.info("poll cycle recovered after %d failed cycles", self.errors)
             self.errors, self.resume_at, self.last_stats = 0, 0.0, stats
             return stats
+
+    def _back_off(self, exc: Exception) -> None:
+        self.errors += 1
+        interval = float(self.settings["POLL_INTERVAL_SECONDS"])
+        delay = min(interval * 2**self.errors, 600.0)
+        self.resume_at = time.monotonic() + delay
+        log.error(
+            "poll cycle failed (%d in a row, next try in %.0f s): %s",
+            self.errors,
+            delay,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
 
     def hand_over_launches(self) -> list[threading.Thread]:
         """Start a launch for each submission a dead process left mid-launch (its claim

@@ -100,6 +100,12 @@ _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]+")
 _REFUSED_WANT = ("not our ref", "unadvertised object", "couldn't find remote ref")
 # git, ssh and curl saying the host could not be reached, or did not speak git or TLS: all get
 # the one unreachable_message (the details would tell open ports from closed ones).
+#: The designer's reason when the run folder's filesystem filled up while the run was staged.
+NO_SPACE = (
+    "no space left on device: the run folder's filesystem is full, so the run could not be "
+    "staged (the portal tries again; the site's admins must make room)"
+)
+
 _UNREACHABLE_RE = re.compile(
     r"errno=|ssh: connect to host|Failed to connect to|Could not connect|Couldn't connect|"
     r"unable to connect to|unable to look up|Could not resolve host|Name or service not known|"
@@ -185,6 +191,8 @@ def stage_repository(
     except BaseException as exc:
         _remove(work)
         logger.info("staging %s at %r failed: %s", url.redacted, ref, _clean(str(exc)))
+        if isinstance(exc, Exception) and "No space left on device" in str(exc):
+            raise StagingError(NO_SPACE) from exc
         if isinstance(exc, Exception) and not isinstance(exc, StagingError):
             raise StagingError(f"staging failed: {_clean(str(exc))}") from exc
         raise

@@ -16,6 +16,7 @@ submits anything, so no array is ever submitted twice.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import re
@@ -49,7 +50,7 @@ from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import SLURM_NAME_RE
 from portal.slurm.states import PENDING, is_terminal
 from portal.slurm.transports import TransportError, run_as_mode
-from portal.staging import StagingError, share_run_dir, stage_repository
+from portal.staging import NO_SPACE, StagingError, share_run_dir, stage_repository
 from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
 from portal.taskconfigs import write_task_configs
 
@@ -401,14 +402,25 @@ def _launch_claimed(
     except (SlurmError, TransportError) as exc:
         message = f"Slurm refused the job: {exc}"
         return _launch_failed(submission, settings, message, passing=is_passing(exc))
+    except OSError as exc:  # the run folder: full, read-only, not ours
+        return _launch_failed(submission, settings, staging_os_error(exc), passing=is_passing(exc))
     return submission
 
 
-#: What Slurm and Git say when the controller or the Git host cannot be reached for now.
+def staging_os_error(exc: OSError) -> str:
+    """A designer's reason for an OSError while the run folder was written."""
+    if exc.errno == errno.ENOSPC:
+        return NO_SPACE
+    return f"the run folder could not be written: {exc.strerror or exc}"
+
+
+#: What Slurm and Git say when the controller or the Git host cannot be reached for now, and a
+#: full run folder (room is made by the admins, or finished runs are cleaned up).
 _PASSING_CAUSES = re.compile(
     r"unable to contact slurm controller|slurm_load_|connection refused|timed? ?out|"
     r"socket|zero bytes were transmitted|temporarily unavailable|cannot reach the repository "
-    r"host|job submit/allocate failed: (?:resource temporarily|slurm temporarily)",
+    r"host|no space left on device|"
+    r"job submit/allocate failed: (?:resource temporarily|slurm temporarily)",
     re.IGNORECASE,
 )
 
@@ -418,7 +430,7 @@ def is_passing(exc: BaseException) -> bool:
     retry), not that the request itself is wrong."""
     if isinstance(exc, TransportError):
         return True
-    if isinstance(exc, (SlurmError, StagingError)):
+    if isinstance(exc, (SlurmError, StagingError, OSError)):
         return bool(_PASSING_CAUSES.search(str(exc)))
     return False
 
