@@ -198,6 +198,8 @@ class FailedTask:
     tail: list[str]
     #: the flow's own error messages (see :func:`portal.flows.reports.run_errors`)
     errors: list[str] = field(default_factory=list)
+    #: what the Slurm state means for the designer ("" for a plain FAILED)
+    hint: str = ""
 
 
 @dataclass
@@ -353,7 +355,10 @@ def build_report(submission: Submission, site_url: str) -> SubmissionReport:
     wall = format_duration((last - first).total_seconds()) if first and last else "-"
 
     failed_tasks = [t for t in tasks if t.state in FAILURES]
-    failed = [_failed_task(submission.run_dir, t) for t in failed_tasks[:MAX_LOG_TAILS]]
+    failed = [
+        _failed_task(submission.run_dir, t, submission.resources)
+        for t in failed_tasks[:MAX_LOG_TAILS]
+    ]
     cancelled = [t.index for t in tasks if t.state in CANCELLATIONS]
     n_completed = sum(t.state == COMPLETED for t in tasks)
 
@@ -447,7 +452,29 @@ def read_log_tail(path: str | os.PathLike[str], lines: int = LOG_TAIL_LINES) -> 
     return cleaned[-lines:]
 
 
-def _failed_task(run_dir: str | None, task: Task) -> FailedTask:
+#: What a designer should know about each Slurm failure state other than FAILED.
+STATE_HINTS = {
+    "TIMEOUT": "Slurm stopped it at its time limit ({time}): resubmit it with a longer time",
+    "OUT_OF_MEMORY": "Slurm stopped it for using more than its memory ({mem}): resubmit it "
+    "with more memory",
+    "NODE_FAIL": "the node it ran on failed, not the design: resubmit it",
+    "PREEMPTED": "Slurm gave its node to a job of higher priority: resubmit it",
+    "BOOT_FAIL": "its node failed to start: resubmit it",
+    "DEADLINE": "it did not end before its deadline",
+}
+
+
+def state_hint(state: str, resources: Mapping[str, Any] | None) -> str:
+    """The line a failure email gives a task that ended in ``state`` (empty for FAILED)."""
+    resources = resources or {}
+    minutes, mem_mb = resources.get("time_minutes"), resources.get("mem_mb")
+    return STATE_HINTS.get(state, "").format(
+        time=format_duration(minutes * 60) if minutes else "the partition's limit",
+        mem=f"{mem_mb} MB" if mem_mb else "the partition's default",
+    )
+
+
+def _failed_task(run_dir: str | None, task: Task, resources: Mapping[str, Any]) -> FailedTask:
     log = task_log_path(run_dir, task)
     tail = read_log_tail(log) if log else []
     err = task_log_path(run_dir, task, "err")
@@ -456,7 +483,13 @@ def _failed_task(run_dir: str | None, task: Task) -> FailedTask:
         tail = [*tail, f"--- {err.name} ---" if err else "---", *err_tail]
     errors = [_clean_line(str(e)) for e in (_metrics(task).get("errors") or [])]
     return FailedTask(
-        task.index, task.state, task.exit_code, log.name if log else None, tail, errors
+        task.index,
+        task.state,
+        task.exit_code,
+        log.name if log else None,
+        tail,
+        errors,
+        state_hint(task.state, resources),
     )
 
 

@@ -204,6 +204,23 @@ def test_failed_tasks_show_the_log_tail(sweep):
     assert "No Slurm log was found for this task." in html
 
 
+def test_each_slurm_failure_state_says_what_it_means(sweep):
+    sweep.resources = {"time_minutes": 90, "mem_mb": 4096}
+    sweep.tasks[6].state, sweep.tasks[4].state = "TIMEOUT", "OUT_OF_MEMORY"
+    _, text, html = build_submission_mail(sweep, SITE)
+    assert (
+        "  (Slurm stopped it at its time limit (1:30:00): resubmit it with a longer time)" in text
+    )
+    assert "  (Slurm stopped it for using more than its memory (4096 MB): resubmit it" in text
+    assert "Slurm stopped it at its time limit (1:30:00)" in html
+    sweep.tasks[4].state = "FAILED"  # the design's own failure: no Slurm explanation
+    _, text, _ = build_submission_mail(sweep, SITE)
+    assert "memory" not in text
+    assert mailcontent.state_hint("NODE_FAIL", {}) == (
+        "the node it ran on failed, not the design: resubmit it"
+    )
+
+
 def test_everything_user_supplied_is_escaped_in_html(sweep):
     sweep.name = 'evil <script>alert("n")</script>'
     sweep.repo_url = "https://example.org/<img src=x onerror=alert(1)>.git"
