@@ -110,12 +110,12 @@ def derive_submission_state(task_states: Iterable[str]) -> str:
        ``RUNNING`` if any task is active or already finished (the array has started; this also
        covers throttled arrays between waves, so the state does not flap), else ``QUEUED``;
     3. every task ``COMPLETED`` -> ``COMPLETED``;
-    4. some task failed (FAILED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL, DEADLINE,
-       PREEMPTED): ``PARTIAL`` if at least one task completed, else ``FAILED`` (cancelled
-       tasks do not hide a failure);
-    5. otherwise every task is COMPLETED or CANCELLED with at least one cancelled ->
-       ``CANCELLED``: the user (or an admin) stopped the array; tasks that finished before
-       the cancel keep their results and are shown per task.
+    4. some task completed and some did not (failed, timed out, cancelled...) -> ``PARTIAL``:
+       the one word for a mixed outcome, whatever ended the other tasks (two completed and
+       one cancelled is PARTIAL, not CANCELLED: results exist);
+    5. no task completed: ``FAILED`` if some task failed (FAILED, TIMEOUT, OUT_OF_MEMORY,
+       NODE_FAIL, BOOT_FAIL, DEADLINE, PREEMPTED; cancelled tasks do not hide a failure),
+       else every task was cancelled -> ``CANCELLED``.
     """
     states = [normalize_state(state) for state in task_states]
     if not states:
@@ -126,6 +126,8 @@ def derive_submission_state(task_states: Iterable[str]) -> str:
     completed = sum(state == COMPLETED for state in states)
     if completed == len(states):
         return SUBMISSION_COMPLETED
+    if completed:
+        return SUBMISSION_PARTIAL
     if any(state in FAILURES for state in states):
-        return SUBMISSION_PARTIAL if completed else SUBMISSION_FAILED
+        return SUBMISSION_FAILED
     return SUBMISSION_CANCELLED

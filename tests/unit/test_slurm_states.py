@@ -103,7 +103,12 @@ def test_non_terminal_states(state: str) -> None:
         (["PREEMPTED", "BOOT_FAIL", "DEADLINE"], "FAILED"),
         (["CANCELLED"], "CANCELLED"),
         (["CANCELLED by 0", "CANCELLED"], "CANCELLED"),
-        (["COMPLETED", "CANCELLED by 0"], "CANCELLED"),
+        # a mixed outcome is PARTIAL whatever ended the other tasks (issue 15, point 7)
+        (["COMPLETED", "COMPLETED", "CANCELLED"], "PARTIAL"),
+        (["COMPLETED", "CANCELLED by 0"], "PARTIAL"),
+        (["COMPLETED", "REVOKED"], "PARTIAL"),
+        (["CANCELLED", "REVOKED"], "CANCELLED"),
+        (["CANCELLED", "TIMEOUT"], "FAILED"),
         (["CD", "F"], "PARTIAL"),
     ],
 )
