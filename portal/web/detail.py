@@ -5,7 +5,11 @@ owner, ONE grouped count of its tasks by state, one page of tasks (LIMIT/OFFSET 
 ``(submission_id, index)`` key) and the selected task. Metrics (every task) are drawn inline
 only for arrays up to :data:`INLINE_RESULTS_MAX` tasks; bigger arrays load them on demand
 from ``/results``. While the submission can change, the status and tasks table are an htmx
-partial polled every :data:`POLL_SECONDS` seconds; when it turns final the page reloads once.
+partial polled every :data:`POLL_SECONDS` seconds; each answer also swaps in, out of band, every
+other region that can change (state, alerts, facts, actions, the open task panel's parts), and
+the answer that finds the submission final polls no more and loads the metrics. The partials
+answer a request without ``HX-Request`` (somebody opened their address) with the full page
+(the task panel: a redirect to it).
 
 Read-only views are registered twice by :func:`portal.web.sharing.dual_route` (owner and
 share link). Actions (cancel, resubmit, export, revoking a share link) are POST forms with CSRF
@@ -15,9 +19,11 @@ for the signed-in owner or an admin; they flash their outcome and return to the 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import pwd
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -166,11 +172,18 @@ def task_page(submission_id: int, counts: Counts, page: int, state: str = "") ->
     return TaskPage(list(db.session.scalars(stmt)), total, page, pages, state)
 
 
-def get_task(submission: Submission, index: int) -> Task:
-    """Task ``index`` of ``submission`` or 404."""
-    task = db.session.scalar(
+def find_task(submission: Submission, index: int) -> Task | None:
+    """Task ``index`` of ``submission`` (None when it has none; negative: none)."""
+    if index < 0:
+        return None
+    return db.session.scalar(
         select(Task).where(Task.submission_id == submission.id, Task.index == index)
     )
+
+
+def get_task(submission: Submission, index: int) -> Task:
+    """Task ``index`` of ``submission`` or 404."""
+    task = find_task(submission, index)
     if task is None:
         abort(404)
     return task
@@ -436,13 +449,7 @@ def show(viewer: Viewer) -> Any:
     """The submission page."""
     submission = viewer.submission
     context = _page_context(viewer)
-    chosen = _int_arg("task", -1)
-    task = None
-    if chosen >= 0:
-        task = db.session.scalar(
-            select(Task).where(Task.submission_id == submission.id, Task.index == chosen)
-        )
-    task = task or default_task(submission)
+    task = find_task(submission, _int_arg("task", -1)) or default_task(submission)
     context["selected"] = task.index if task else -1
     context.update(panel_context(viewer, task, request.args.get("stream", "out")))
     inline = submission.n_tasks <= INLINE_RESULTS_MAX
@@ -471,21 +478,34 @@ def _pop_share_link(submission: Submission) -> dict[str, str] | None:
     return link
 
 
+def is_htmx() -> bool:
+    """The request comes from htmx (a partial is wanted), not from somebody opening the URL."""
+    return bool(request.headers.get("HX-Request"))
+
+
 @dual_route(bp, "/tasks", "tasks", methods=["GET"])
 def tasks(viewer: Viewer) -> Any:
-    """Status and tasks table (the polled htmx partial)."""
+    """Status and tasks table (the polled htmx partial); the full page without htmx."""
+    if not is_htmx():
+        return show(viewer)
     context = _page_context(viewer)
+    live = request.args.get("live") == "1"
+    context["live_poll"] = live
     # When it has just finished, the metrics section is swapped in out of band (it then loads
     # itself), so the open page shows the results without a reload.
-    context["live_poll"] = request.args.get("live") == "1"
-    context["results_oob"] = context["final"] and context["live_poll"]
+    context["results_oob"] = context["final"] and live
+    task = find_task(viewer.submission, _int_arg("task", -1)) if live else None
+    context["live_task"] = task
+    if task is not None:
+        context["live_files"] = task_files(viewer.submission, task.index)
+        context["layout_max"] = LAYOUT_MAX_BYTES
     return render_template("detail/_live.html", **context)
 
 
 @dual_route(bp, "/tasks/<int:index>", "task", methods=["GET"])
 def task(viewer: Viewer, index: int) -> Any:
     """The task panel (console, layout, downloads); a full page without htmx."""
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(viewer.url("detail.show", task=index) + "#task-panel")
     found = get_task(viewer.submission, index)
     context = {"viewer": viewer, "submission": viewer.submission}
@@ -495,7 +515,10 @@ def task(viewer: Viewer, index: int) -> Any:
 
 @dual_route(bp, "/results", "results", methods=["GET"])
 def results(viewer: Viewer) -> Any:
-    """The metrics table and plot (htmx partial; big arrays load it on demand)."""
+    """The metrics table and plot (htmx partial; big arrays load it on demand); the full page
+    without htmx."""
+    if not is_htmx():
+        return show(viewer)
     context = {"viewer": viewer, "submission": viewer.submission, "results_inline": True}
     context.update(results_context(viewer))
     return render_template("detail/_results.html", **context)
@@ -698,6 +721,17 @@ def metric_filter(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+_CSRF_VALUE = re.compile(r'name="csrf_token" value="[^"]*"')
+
+
+@bp.app_template_filter("detail_version")
+def version_filter(markup: str) -> str:
+    """A short digest of a live region's markup, its CSRF tokens left out (they change on every
+    request while the region does not)."""
+    text = _CSRF_VALUE.sub("", str(markup))
+    return hashlib.blake2s(text.encode(), digest_size=8).hexdigest()
 
 
 @bp.app_template_filter("detail_time")

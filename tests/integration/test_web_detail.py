@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from markupsafe import escape
 from sqlalchemy import event, select
 
@@ -26,7 +27,7 @@ from portal import accounts
 from portal import submissions as svc
 from portal.cluster import slurm_client
 from portal.extensions import db
-from portal.models import Submission, Task, User
+from portal.models import Submission, Task, User, utcnow
 from portal.poller import poll_once
 from portal.results import results_table
 from portal.web import detail
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 FAIL_WRAPPER = Path(__file__).resolve().parents[1] / "standin" / "fail_some_tasks.sh"
 XSS_NAME = '<script>alert("name")</script> counter sweep'
 XSS_LOG = "<script>alert('log')</script> printed by the test wrapper"
+HTMX = {"HX-Request": "true"}
 
 
 @dataclass
@@ -136,6 +138,19 @@ def task_rows(page: str) -> dict[int, str]:
     """``{index: row html}`` of the tasks table."""
     rows = re.findall(r'<tr class="task-row[^"]*" data-index="(\d+)"(.*?)</tr>', page, re.S)
     return {int(index): body for index, body in rows}
+
+
+def oob_regions(text: str) -> dict[str, str]:
+    """``{id: markup up to the next one}`` of the regions an answer swaps in out of band."""
+    starts = list(re.finditer(r'<\w+ [^>]*\bid="([\w-]+)"[^>]*\bhx-swap-oob="', text))
+    ends = [m.start() for m in starts[1:]] + [len(text)]
+    return {m.group(1): text[m.start() : end] for m, end in zip(starts, ends, strict=True)}
+
+
+def versions(regions: dict[str, str]) -> dict[str, str]:
+    """``{id: data-version}`` of the regions that carry one."""
+    found = {key: re.search(r'^<[^>]*data-version="(\w+)"', body) for key, body in regions.items()}
+    return {key: match.group(1) for key, match in found.items() if match}
 
 
 def island(page: str) -> dict:
@@ -245,15 +260,20 @@ def test_results_csv_has_every_task(sweep):
 
 def test_tasks_partial_filters_and_paginates(sweep, monkeypatch):
     client = client_for(sweep.app)
-    failed = client.get(f"/submissions/{sweep.uuid}/tasks?state=failed").get_data(as_text=True)
+
+    def partial(query: str) -> str:
+        answer = client.get(f"/submissions/{sweep.uuid}/tasks{query}", headers=HTMX)
+        return answer.get_data(as_text=True)
+
+    failed = partial("?state=failed")
     assert sorted(task_rows(failed)) == [2]
     assert 'id="live"' in failed and "<html" not in failed
     monkeypatch.setattr(detail, "TASKS_PER_PAGE", 2)
-    first = client.get(f"/submissions/{sweep.uuid}/tasks").get_data(as_text=True)
-    second = client.get(f"/submissions/{sweep.uuid}/tasks?page=2").get_data(as_text=True)
+    first = partial("")
+    second = partial("?page=2")
     assert sorted(task_rows(first)) == [0, 1] and sorted(task_rows(second)) == [2]
     assert "page 2 of 2" in second
-    beyond = client.get(f"/submissions/{sweep.uuid}/tasks?page=99").get_data(as_text=True)
+    beyond = partial("?page=99")
     assert sorted(task_rows(beyond)) == [2]  # clamped to the last page
     # the live poll of a final submission swaps the state chip and the metrics section in
     # out of band: the open page shows the results without a reload
@@ -285,6 +305,30 @@ def test_task_panel_partial(sweep):
         client.get(f"/submissions/{sweep.uuid}/tasks/7", headers={"HX-Request": "1"}).status_code
         == 404
     )
+
+
+def test_fragments_opened_directly_answer_the_full_page(sweep):
+    """Somebody opening a partial's address (no HX-Request) gets the styled page, with the task
+    filter they asked for, owner and share-link holder alike; htmx still gets the partial."""
+    client = client_for(sweep.app)
+    shown = share(client, sweep.uuid, 3600).get_data(as_text=True)
+    shared = re.search(r'id="share-link-value">([^<]+)<', shown).group(1)[len(SITE) :]
+    anonymous = sweep.app.test_client()
+    for who, base in ((client, f"/submissions/{sweep.uuid}"), (anonymous, shared)):
+        for path in ("/tasks?state=failed", "/tasks?state=failed&live=1", "/results"):
+            answer = who.get(base + path)
+            page = answer.get_data(as_text=True)
+            assert answer.status_code == 200, path
+            assert page.lstrip().lower().startswith("<!doctype html>"), path
+            assert "/static/css/detail.css" in page and "/static/js/detail.js" in page
+            for region in ("submission-facts", "live", "task-panel", "results"):
+                assert f'id="{region}"' in page, (path, region)
+            assert "hx-swap-oob" not in page
+        filtered = who.get(base + "/tasks?state=failed").get_data(as_text=True)
+        assert sorted(task_rows(filtered)) == [2]
+        for path in ("/tasks", "/results"):
+            bare = who.get(base + path, headers=HTMX).get_data(as_text=True)
+            assert "<html" not in bare and "/static/css/detail.css" not in bare, path
 
 
 # --------------------------------------------------------------------------- access
@@ -419,6 +463,75 @@ def test_parameters_are_escaped(sweep):
     assert "<img src=x" not in page and "&lt;img src=x onerror=" in page
 
 
+LIVE_REGIONS = ["submission-state", "submission-alerts", "submission-facts", "submission-actions"]
+TASK_PARTS = ["task-panel-head", "task-errors", "task-log-links", "task-side"]
+
+
+def test_live_poll_swaps_every_region_that_can_change(sweep):
+    """The poll of a running submission refreshes, out of band, the state, the alerts, the
+    facts, the actions and the open task's panel parts; once final it says so in each of them,
+    loads the metrics and polls no more."""
+    uuid = add_synthetic(sweep.app, 4, {"CLOCK_PERIOD": 10})
+    with sweep.app.app_context():
+        sub = db.session.scalar(select(Submission).where(Submission.uuid == uuid))
+        sub.error = "sbatch: <b>refused</b> once"
+        db.session.commit()
+    owner = client_for(sweep.app)
+    shown = share(owner, uuid, 3600).get_data(as_text=True)
+    shared = re.search(r'id="share-link-value">([^<]+)<', shown).group(1)[len(SITE) :]
+
+    def poll(
+        task: str = "1", client: FlaskClient = owner, base: str = f"/submissions/{uuid}"
+    ) -> tuple[str, dict[str, str]]:
+        answer = client.get(f"{base}/tasks?live=1&task={task}", headers=HTMX)
+        text = answer.get_data(as_text=True)
+        return text, oob_regions(text)
+
+    text, running = poll()
+    assert list(running) == LIVE_REGIONS + TASK_PARTS
+    assert 'hx-trigger="every' in text and 'hx-include="#task-panel-index"' in text
+    assert 'data-state="RUNNING"' in running["submission-state"]
+    assert "sbatch: &lt;b&gt;refused&lt;/b&gt; once" in running["submission-alerts"]
+    assert '<span class="job-id">999999</span>' in running["submission-facts"]
+    assert 'id="finished-at"><span class="muted">—</span>' in running["submission-facts"]
+    assert "Cancel submission" in running["submission-actions"]
+    assert 'data-task-index="1" data-state="RUNNING"' in running["task-panel-head"]
+    assert all('data-task-index="1"' in running[part] for part in TASK_PARTS)
+    assert "The task folder does not exist yet." in running["task-side"]
+    assert re.findall(r'<tr class="task-row is-selected" data-index="(\d+)"', text) == ["1"]
+    # Nothing changed: every region keeps its version (CSRF tokens differ, they do not count).
+    assert versions(poll()[1]) == versions(running)
+    assert len(versions(running)) == len(LIVE_REGIONS + TASK_PARTS) - 1  # all but the badge
+    # No open task, or one it does not have: no panel parts. A link holder has no actions.
+    assert list(poll("")[1]) == list(poll("99")[1]) == LIVE_REGIONS
+    assert list(poll(client=sweep.app.test_client(), base=shared)[1]) == [
+        name for name in LIVE_REGIONS + TASK_PARTS if name != "submission-actions"
+    ]
+
+    with sweep.app.app_context():
+        sub = db.session.scalar(select(Submission).where(Submission.uuid == uuid))
+        sub.state, sub.error, sub.finished_at = "COMPLETED", None, utcnow()
+        for task in sub.tasks:
+            task.state = "COMPLETED"
+        db.session.commit()
+        finished = f"{sub.finished_at:%Y-%m-%d %H:%M:%S} UTC"
+    text, final = poll()
+    assert 'hx-trigger="every' not in text and 'data-final="1"' in text
+    assert list(final) == LIVE_REGIONS + TASK_PARTS + ["results"]
+    assert 'data-state="COMPLETED"' in final["submission-state"]
+    assert "detail-error" not in final["submission-alerts"]
+    assert f'id="finished-at">{finished}</dd>' in final["submission-facts"]
+    assert "Cancel submission" not in final["submission-actions"]
+    assert 'data-state="COMPLETED"' in final["task-panel-head"]
+    changed = {k for k, v in versions(final).items() if v != versions(running)[k]}
+    assert changed == {
+        "submission-alerts",
+        "submission-facts",
+        "submission-actions",
+        "task-panel-head",
+    }
+
+
 def test_big_array_page_costs_few_queries_and_no_full_task_load(sweep):
     uuid = add_synthetic(sweep.app, detail.INLINE_RESULTS_MAX + 200, {"CLOCK_PERIOD": 10})
     client = client_for(sweep.app)
@@ -432,7 +545,7 @@ def test_big_array_page_costs_few_queries_and_no_full_task_load(sweep):
     event.listen(engine, "before_cursor_execute", record)
     try:
         response = client.get(f"/submissions/{uuid}")
-        live = client.get(f"/submissions/{uuid}/tasks?page=3&state=pending")
+        live = client.get(f"/submissions/{uuid}/tasks?page=3&state=pending", headers=HTMX)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     page = response.get_data(as_text=True)

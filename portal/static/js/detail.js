@@ -5,6 +5,9 @@
  *                              as text nodes, never parsed as HTML.
  *   table[data-sortable]       header buttons sort the rows by their cells' data-value.
  *   input.task-select          ticked tasks stay ticked when htmx refreshes the tasks table.
+ *   [data-version]             a region the live poll swaps in out of band is left alone when
+ *                              its version has not changed; [data-task-index] parts answered
+ *                              for a task the panel no longer shows are dropped.
  */
 (function () {
   "use strict";
@@ -146,6 +149,28 @@
     });
   }
 
+  // ------------------------------------------------------------------ live regions
+
+  // htmx:oobBeforeSwap: skip a region the live poll sent unchanged or for another task.
+  function keepOrDrop(event) {
+    var detail = event.detail;
+    var incoming = detail.fragment ? detail.fragment.firstElementChild : null;
+    var target = detail.target;
+    if (!incoming || !target) return;
+    var index = target.getAttribute("data-task-index");
+    var version = incoming.getAttribute("data-version");
+    if (index !== null && incoming.getAttribute("data-task-index") !== index) {
+      detail.shouldSwap = false; // the user opened another task while the poll was answered
+    } else if (version && version === target.getAttribute("data-version")) {
+      detail.shouldSwap = false; // unchanged: keep the selection, focus and open <details>
+    } else {
+      var open = target.querySelectorAll("details");
+      incoming.querySelectorAll("details").forEach(function (box, i) {
+        if (open[i] && open[i].open) box.open = true;
+      });
+    }
+  }
+
   // ------------------------------------------------------------------ wiring
 
   function setup(root) {
@@ -167,6 +192,8 @@
     if (box.checked) ticked.add(box.value);
     else ticked.delete(box.value);
   });
+
+  document.addEventListener("htmx:oobBeforeSwap", keepOrDrop);
 
   document.addEventListener("htmx:load", function (event) {
     setup(event.detail && event.detail.elt ? event.detail.elt : event.target);
