@@ -3,20 +3,28 @@
 One ``sinfo`` call (partitions and nodes, :mod:`portal.slurm.commands`) and one ``squeue`` call
 (tasks by state, :mod:`portal.slurm.status`) through the portal's own Slurm client, so the page
 sees the cluster exactly as submissions do (local or SSH transport). When Slurm does not
-answer, the status carries the reason instead of raising: the admin page shows it. No Flask.
+answer, the status carries the reason instead of raising: the admin page shows it.
+
+Pages that only need the partitions (the submit form) use :func:`page_client`: short command
+timeouts and one cached sinfo per cluster, so a silent controller does not hold them. No Flask.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import Node, Partition, SinfoReport, parse_sinfo, sinfo_argv
 from portal.slurm.status import QueueSummary, parse_queue, queue_argv
-from portal.slurm.transports import TransportError
+from portal.slurm.transports import Transport, TransportError, transport_from_settings
 
 #: Node states (sinfo ``%T`` without flags) in which a node takes or runs jobs.
 HEALTHY_NODE_STATES = frozenset({"idle", "mixed", "allocated", "completing", "planned"})
@@ -167,3 +175,92 @@ def _output(client: SlurmClient, argv: list[str]) -> str:
     if not result.ok:
         raise SlurmError(argv, result.returncode, result.stderr)
     return result.stdout
+
+
+# --------------------------------------------------------------------------- pages' sinfo
+
+#: How long a page's Slurm commands may run, and how long a page waits for sinfo (seconds).
+PAGE_SLURM_TIMEOUT_S = 3.0
+#: How long an sinfo answer is kept, and how long a silence or an error is (seconds).
+SINFO_TTL_S = 30.0
+SINFO_ERROR_TTL_S = 10.0
+
+
+class ClusterSilent(TransportError):
+    """Slurm did not answer a page's sinfo in time: the page says so instead of waiting."""
+
+
+@dataclass
+class _Ask:
+    """One sinfo of one cluster: asked at ``started``, answered (or failed) at ``done_at``."""
+
+    future: Future[SinfoReport]
+    started: float
+    done_at: float | None = None
+
+    def stale(self, now: float) -> bool:
+        if self.done_at is None:
+            return False  # still asking: join it
+        failed = self.future.exception() is not None
+        return now - self.done_at > (SINFO_ERROR_TTL_S if failed else SINFO_TTL_S)
+
+
+class SinfoCache:
+    """The last sinfo of each cluster, asked in a daemon thread (one at a time per cluster)
+    and waited for at most ``wait_s`` from when it was asked, so a controller that does not
+    answer costs one page that long and the next pages nothing."""
+
+    def __init__(self, wait_s: float = PAGE_SLURM_TIMEOUT_S) -> None:
+        self.wait_s = wait_s
+        self.lock = threading.Lock()
+        self.asks: dict[str, _Ask] = {}
+
+    def report(self, key: str, ask: Callable[[], SinfoReport]) -> SinfoReport:
+        """sinfo of cluster ``key`` (``ask`` runs it); raises the error it ended with, or
+        :class:`ClusterSilent` when it has not answered ``wait_s`` after it was asked."""
+        now = time.monotonic()
+        with self.lock:
+            current = self.asks.get(key)
+            if current is None or current.stale(now):
+                current = self.asks[key] = _Ask(Future(), now)
+                threading.Thread(
+                    target=self._run, args=(current, ask), name="sinfo", daemon=True
+                ).start()
+        try:
+            return current.future.result(timeout=max(0.0, current.started + self.wait_s - now))
+        except FutureTimeout:
+            raise ClusterSilent(f"sinfo did not answer within {self.wait_s:g} s") from None
+
+    @staticmethod
+    def _run(current: _Ask, ask: Callable[[], SinfoReport]) -> None:
+        current.future.set_running_or_notify_cancel()
+        try:
+            current.future.set_result(ask())
+        except Exception as exc:  # noqa: BLE001 - handed to every page that waits for it
+            current.future.set_exception(exc)
+        current.done_at = time.monotonic()  # after the answer: stale() never waits on it
+
+
+_SINFO = SinfoCache()
+
+
+class PageClient(SlurmClient):
+    """A Slurm client for pages (the submit form): its commands time out after
+    :data:`PAGE_SLURM_TIMEOUT_S` and ``sinfo`` comes from the process's :class:`SinfoCache`."""
+
+    def __init__(self, transport: Transport, cluster: str) -> None:
+        super().__init__(transport, timeout=PAGE_SLURM_TIMEOUT_S)
+        self.cluster = cluster
+
+    def sinfo(self) -> SinfoReport:
+        """Partitions and nodes, at most :data:`SINFO_TTL_S` old; see :class:`SinfoCache`."""
+        return _SINFO.report(self.cluster, super().sinfo)
+
+
+def page_client(settings: Mapping[str, Any]) -> PageClient:
+    """A :class:`PageClient` for the portal's cluster (the service account's transport)."""
+    key = ":".join(
+        str(settings.get(name) or "")
+        for name in ("SLURM_TRANSPORT", "SLURM_SSH_HOST", "SLURM_SSH_PORT", "SLURM_SSH_USER")
+    )
+    return PageClient(transport_from_settings(settings), key)

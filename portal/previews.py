@@ -9,6 +9,10 @@ and a later request finds the checkout ready; more fetches than the caps allow a
 "busy" (:class:`PreviewBusy`). So a Git host that accepts and never answers holds no web thread
 longer than the ref resolution, and many previews cannot pile up clones.
 
+The submit form checks its repository on every change, so a ref's resolution (its commit, or
+why it failed) and a failed fetch are remembered for :data:`RESOLVE_CACHE_SECONDS`: a branch
+that moves is seen that much later at most, and a wrong URL is not asked again and again.
+
 This module does not import Flask.
 """
 
@@ -29,7 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from portal.gitpolicy import RepoURL
-from portal.staging import resolve_ref, stage_repository
+from portal.staging import StagingError, resolve_ref, stage_repository
+
+#: How long a ref's resolution and a failed fetch are remembered (seconds).
+RESOLVE_CACHE_SECONDS = 20.0
 
 
 class PreviewPending(Exception):
@@ -54,8 +61,33 @@ class CheckoutCache:
         self.workers = max(1, workers)
         self.per_user = max(1, per_user)
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="preview")
-        self.lock = threading.Lock()
+        # Reentrant: a fetch that failed at once runs its done callback inside checkout's lock.
+        self.lock = threading.RLock()
         self.inflight: dict[str, _Fetch] = {}
+        #: (URL, ref) -> (until when, the commit or the error of its resolution)
+        self.resolved: dict[tuple[str, str], tuple[float, str | StagingError]] = {}
+        #: checkout key -> (until when, why its fetch failed)
+        self.failed: dict[str, tuple[float, StagingError]] = {}
+
+    def resolve(self, url: RepoURL, ref: str, settings: Mapping[str, Any]) -> str:
+        """The commit ``ref`` names on ``url`` (:func:`~portal.staging.resolve_ref`), or its
+        :class:`~portal.staging.StagingError`, remembered :data:`RESOLVE_CACHE_SECONDS`."""
+        key = (url.url, ref)
+        now = time.monotonic()
+        with self.lock:
+            known = self.resolved.get(key)
+        if known is None or known[0] < now:
+            allowed = settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or ()
+            try:
+                answer: str | StagingError = resolve_ref(url, ref, allowed_private=allowed)
+            except StagingError as exc:
+                answer = exc
+            with self.lock:
+                self.resolved = {k: v for k, v in self.resolved.items() if v[0] >= now}
+                self.resolved[key] = known = (now + RESOLVE_CACHE_SECONDS, answer)
+        if isinstance(known[1], StagingError):
+            raise StagingError(str(known[1]))
+        return known[1]
 
     def checkout(
         self,
@@ -68,14 +100,16 @@ class CheckoutCache:
     ) -> Path:
         """The checkout of ``ref`` (its design files), fetched if needed; ``wait_s`` None waits
         for the clone to finish, else raises :class:`PreviewPending` after ``wait_s``."""
-        allowed = settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or ()
-        commit = resolve_ref(url, ref, allowed_private=allowed)
+        commit = self.resolve(url, ref, settings)
         key = hashlib.sha256(f"{url.url}\0{commit}".encode()).hexdigest()[:32]
         folder = self.root / key
         if (folder / "design").is_dir():
             os.utime(folder)  # recently used: kept longer
             return folder / "design"
         with self.lock:
+            failed = self.failed.get(key)
+            if failed is not None and failed[0] >= time.monotonic():
+                raise StagingError(str(failed[1]))
             fetch = self.inflight.get(key)
             if fetch is None:
                 if len(self.inflight) >= self.workers:
@@ -85,7 +119,7 @@ class CheckoutCache:
                     raise PreviewBusy("another of your previews is still being fetched")
                 future = self.pool.submit(self._fetch, url, commit, folder, settings)
                 fetch = self.inflight[key] = _Fetch(future, user_id)
-                future.add_done_callback(lambda _done: self._forget(key))
+                future.add_done_callback(lambda done: self._forget(key, done))
         try:
             fetch.future.result(timeout=wait_s)
         except FutureTimeout:
@@ -94,9 +128,14 @@ class CheckoutCache:
             ) from None
         return folder / "design"
 
-    def _forget(self, key: str) -> None:
+    def _forget(self, key: str, done: Future[None]) -> None:
+        error = done.exception()
+        now = time.monotonic()
         with self.lock:
             self.inflight.pop(key, None)
+            self.failed = {k: v for k, v in self.failed.items() if v[0] >= now}
+            if isinstance(error, StagingError):
+                self.failed[key] = (now + RESOLVE_CACHE_SECONDS, error)
 
     def _fetch(self, url: RepoURL, commit: str, folder: Path, settings: Mapping[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
