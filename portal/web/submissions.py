@@ -1,17 +1,21 @@
 """Blueprint ``submissions``: the submit form, its live estimate and the sbatch preview.
 
-``GET/POST /submissions/new`` shows and takes the form; a valid request goes through
+``GET/POST /submissions/new`` shows and takes the form; ``?from=<uuid>`` opens it filled in as
+a submission the user may see was asked for ("Edit and resubmit"). A valid request goes through
 :func:`portal.launcher.submit_request` (plan, record, launch) and the browser goes on to the
-submission's page. A refused request re-renders the form with the message and writes nothing.
+submission's page. A refused request re-renders the form with each problem at its field and
+writes nothing; so is a request whose repository, ref or design folder is not found.
 
 ``POST /submissions/new/estimate`` and ``POST /submissions/new/preview`` answer htmx with a
-fragment (points, cost and approval notice; the exact script). Without JavaScript the same
-buttons post the whole form there and get the whole page back with the answer in it.
+fragment (points, cost, approval notice and readiness; the exact script). Without JavaScript
+the same buttons post the whole form there and get the whole page back with the answer in it.
+
+Partitions come from :func:`portal.clusterstatus.page_client` (a cached sinfo, a few seconds at
+most): when the cluster does not answer, the form says so at once instead of waiting for it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from flask import (
@@ -24,18 +28,22 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from portal import launcher
 from portal.catalog import load_catalog
-from portal.cluster import slurm_client
+from portal.clusterstatus import page_client
+from portal.extensions import db
 from portal.flows.base import FlowError
+from portal.models import Submission
 from portal.previews import PreviewPending
 from portal.render import RenderError
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.transports import TransportError
-from portal.submissions import SubmissionError, plan_submission, preview_script
+from portal.submissions import SubmissionError, SubmissionRequest, plan_submission, preview_script
 from portal.sweeps import SweepError
 from portal.web import limiter
+from portal.web.access import require_view
 from portal.web.dashboard import submission_url
 from portal.web.submit_forms import (
     MAX_SWEEP_ROWS,
@@ -45,11 +53,13 @@ from portal.web.submit_forms import (
     Estimate,
     FormInvalid,
     PartitionChoices,
+    Prefill,
     SubmitForm,
     build_request,
     estimate,
     parameter_groups,
     partition_choices,
+    prefill,
     raw_params,
 )
 
@@ -68,23 +78,67 @@ def _per_user() -> str:
 
 
 def _slurm() -> SlurmClient | None:
-    """The service's client, for reading partitions and limits (submitting runs as the owner
-    through :func:`portal.launcher.submit_request`)."""
+    """A page's client, for reading partitions and limits: short timeouts and a cached sinfo
+    (submitting runs as the owner through :func:`portal.launcher.submit_request`)."""
     try:
-        return slurm_client(current_app.config)
+        return page_client(current_app.config)
     except ValueError:  # a transport that cannot even be built: settings are wrong
         current_app.logger.exception("cannot build the Slurm client")
         return None
 
 
-def _form(slurm: SlurmClient | None) -> tuple[SubmitForm, PartitionChoices]:
-    """The form bound to the request (if posted), with the cluster's partitions as choices."""
+def _form(
+    slurm: SlurmClient | None, copy: Prefill | None = None
+) -> tuple[SubmitForm, PartitionChoices]:
+    """The form bound to the request (if posted) or filled in from ``copy``, with the
+    cluster's partitions as choices."""
     partitions = partition_choices(current_app.config, slurm)
-    form = SubmitForm()
+    form = SubmitForm(data=copy.data if copy else None)
     form.partition.choices = partitions.choices
-    if not form.is_submitted():
+    offered = {choice.value for choice in partitions.choices}
+    if not form.is_submitted() and form.partition.data not in offered - {""}:
         form.partition.data = partitions.default
     return form, partitions
+
+
+def _copied() -> Submission | None:
+    """The submission ``?from=<uuid>`` names (404 unless the user may see it), or None."""
+    uuid = request.args.get("from")
+    if not uuid:
+        return None
+    return require_view(db.session.scalar(select(Submission).where(Submission.uuid == uuid)))
+
+
+def _wait_s() -> float:
+    return float(current_app.config.get("PREVIEW_WAIT_SECONDS", 2))
+
+
+def _review(
+    form: SubmitForm, slurm: SlurmClient | None
+) -> tuple[SubmissionRequest | None, Estimate]:
+    """Validate, translate and check the posted form, its repository included; every
+    problem is put on the form at its field. The request is None when it cannot be built."""
+    form.validate()
+    account = current_user.slurm_account
+    built: SubmissionRequest | None = None
+    try:
+        checked = built = build_request(form.data, raw_params(request.form), account=account)
+    except FormInvalid as exc:  # the other fields are still checked, without the sweep
+        form.add_errors(exc.errors)
+        bare = {**form.data, "sweep": [], "sweep_mode": "grid"}
+        checked = build_request(bare, {}, account=account)
+    owner = current_user._get_current_object()  # type: ignore[attr-defined]
+    result = estimate(
+        checked,
+        current_app.config,
+        slurm,
+        owner,
+        errors=form.all_errors(),
+        wait_s=_wait_s(),
+        partial=built is None,
+    )
+    form.add_errors(result.errors)
+    return built, result
 
 
 def _read(form: SubmitForm) -> Any:
@@ -109,8 +163,12 @@ def _page(
     preview: str | None = None,
     preview_error: str | None = None,
     pending: str | None = None,
+    copy_of: Submission | None = None,
+    copy: Prefill | None = None,
 ) -> tuple[str, int]:
     catalog = load_catalog()
+    copied = copy.params if copy else {}
+    param_values = raw_params(request.form) if form.is_submitted() else copied
     page = render_template(
         "submissions/new.html",
         form=form,
@@ -119,7 +177,10 @@ def _page(
         stage_titles=STAGE_TITLES,
         catalog_names=catalog.names(),
         catalog=catalog,
-        param_values=raw_params(request.form) if form.is_submitted() else {},
+        param_values=param_values,
+        copy_of=copy_of,
+        copy=copy,
+        show_errors=form.is_submitted() or copy is not None,
         param_prefix=PARAM_PREFIX,
         sweep_modes=SWEEP_MODES,
         max_rows=MAX_SWEEP_ROWS,
@@ -144,14 +205,28 @@ def _is_htmx() -> bool:
 )
 @login_required
 def new() -> Any:
-    """The submit form; a valid post creates the submission and opens its page."""
+    """The submit form (``?from=<uuid>``: filled in as that submission was); a valid post
+    whose repository, ref and design folder are found creates the submission and opens its
+    page (a repository still being fetched is checked by the launch)."""
     slurm = _slurm()
-    form, partitions = _form(slurm)
+    copy_of = None if request.method == "POST" else _copied()
+    copy = prefill(copy_of) if copy_of is not None else None
+    form, partitions = _form(slurm, copy)
     if not form.is_submitted():
-        return _page(form, partitions)
-    built = _read(form)
-    if built is None:
+        return _page(form, partitions, copy_of=copy_of, copy=copy)
+    built, _ = _review(form, slurm)
+    if built is None or form.all_errors():
         return _page(form, partitions, 400)
+    if partitions.error is not None:
+        form.add_errors(
+            {
+                "form": [
+                    f"The cluster does not answer right now ({partitions.error}); nothing was "
+                    "submitted. Try again in a minute."
+                ]
+            }
+        )
+        return _page(form, partitions, 503)
     try:
         submission = launcher.submit_request(
             current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -183,46 +258,21 @@ def estimate_view() -> Any:
     """Points, core-hours and the approval notice for the form as it is (htmx fragment)."""
     slurm = _slurm()
     form, partitions = _form(slurm)
-    result = _estimate(form, slurm)
+    _, result = _review(form, slurm)
     if not _is_htmx():
         return _page(form, partitions, estimate_result=result)
-    return render_template("submissions/_estimate.html", estimate=result)
-
-
-def _estimate(form: SubmitForm, slurm: SlurmClient | None) -> Estimate:
-    valid = form.validate()
-    try:
-        built = build_request(
-            form.data, raw_params(request.form), account=current_user.slurm_account
-        )
-    except FormInvalid as exc:
-        form.add_errors(exc.errors)
-        return Estimate(errors=tuple(_messages(form)))
-    owner = current_user._get_current_object()  # type: ignore[attr-defined]
-    result = estimate(built, current_app.config, slurm, owner)
-    if not valid:
-        return dataclasses.replace(result, errors=(*_messages(form), *result.errors))
-    return result
+    return render_template("submissions/_estimate.html", estimate=result, form=form)
 
 
 def _messages(form: SubmitForm) -> list[str]:
     """Every problem of the form as one line each, labelled with its field."""
-    lines = list(form.general_errors)
-    for name, errors in form.errors.items():
-        if name == "sweep" or not errors:
-            continue
-        label = getattr(form, name).label.text if hasattr(form, name) else name
-        lines.extend(f"{label}: {error}" for error in errors if isinstance(error, str))
-    for key, errors in form.extra_errors.items():
-        if key == "form":
-            continue
-        if key.startswith(PARAM_PREFIX):
+    lines = []
+    for key, errors in form.all_errors().items():
+        if key == "form" or key.startswith(PARAM_PREFIX):  # a parameter's message names it
             lines.extend(errors)
-        elif key.startswith("sweep-"):
-            row = int(key.split("-", 1)[1]) + 1
-            lines.extend(f"Sweep row {row}: {error}" for error in errors)
         else:
-            lines.extend(f"Sweep: {error}" for error in errors)
+            label = form.label_for(key)[0]
+            lines.extend(f"{label}: {error}" for error in errors)
     return lines
 
 

@@ -3,8 +3,13 @@ into a :class:`~portal.submissions.SubmissionRequest`.
 
 The translation (:func:`build_request`) is a plain function of the form's data, so it can be
 tested without a request. Field problems come back as :class:`FormInvalid` keyed by field, to be
-shown next to the field; whole-request problems (URL policy, partition limits...) come from
+shown next to the field; so do the URL rules, the sweep's size and the partition limits
+(:func:`field_problems`). What has no field of its own comes from
 :func:`portal.submissions.plan_submission` as a :class:`~portal.submissions.SubmissionError`.
+
+Readiness (:func:`check_source`): the form is ready only once the ref resolves on the repository
+and the design folder exists in its checkout (:mod:`portal.previews`: fetched off the request,
+kept by commit); meanwhile it says "still fetching".
 
 Parameter editor: one input ``param-<NAME>`` per catalog parameter (empty = the design's own
 value). Sweep builder: rows ``sweep-<i>-parameter`` with either ``values`` (a comma list) or a
@@ -13,8 +18,10 @@ range ``start``/``stop``/``step`` (inclusive), combined as a grid or a zip.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -34,21 +41,29 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from portal import policy
 from portal.catalog import FLOWS as CATALOG_FLOWS
 from portal.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
-from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES
-from portal.models import User
+from portal.flows.base import DesignNotFound, FlowError
+from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES, get_flow
+from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
+from portal.models import Submission, User
+from portal.previews import PreviewPending, checkout_cache
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import Partition
 from portal.slurm.transports import TransportError
+from portal.staging import StagingError
 from portal.submissions import (
     Resources,
     SubmissionError,
     SubmissionRequest,
+    check_resources,
     plan_submission,
+    without_server_paths,
 )
 from portal.sweeps import (
     SweepError,
+    SweepSpec,
     axis_count,
     count_points,
+    expand_sweep,
     parse_axis,
     parse_cli_sweeps,
     parse_sweep,
@@ -63,6 +78,16 @@ SWEEP_MODES = [
 ]
 _DEFAULTS = Resources()
 FLOW_TITLES = {name: cls.title for name, cls in FLOW_CLASSES.items()}
+#: The fields naming the design; the repository check reports at them.
+SOURCE_FIELDS = ("repo_url", "ref", "design_path")
+#: The field each refusal of :func:`portal.submissions.check_resources` is about, by its words.
+_RESOURCE_FIELDS = (
+    (re.compile(r"^cpus\b|\bCPUs per task\b"), "cpus"),
+    (re.compile(r"^mem_mb\b|\bMB per task\b"), "mem_mb"),
+    (re.compile(r"^time_minutes\b|^time limit\b"), "time_minutes"),
+    (re.compile(r"^throttle\b"), "throttle"),
+    (re.compile(r"^partition\b|^unknown partition\b"), "partition"),
+)
 
 
 class FormInvalid(ValueError):
@@ -171,21 +196,42 @@ class SubmitForm(FlaskForm):
     def add_errors(self, errors: Mapping[str, list[str]]) -> None:
         """Merge field problems found outside WTForms (parameters, sweep rows, the plan)."""
         for key, messages in errors.items():
-            self.extra_errors.setdefault(key, []).extend(messages)
+            known = self.extra_errors.setdefault(key, [])
+            known.extend(m for m in messages if m not in known)
 
     def errors_for(self, key: str) -> list[str]:
-        """Problems of one parameter (``param-NAME``), sweep row (``sweep-<i>``) or ``sweep``."""
-        return self.extra_errors.get(key, [])
+        """Problems of one field (``repo_url``...), parameter (``param-NAME``), sweep row
+        (``sweep-<i>``), the sweep (``sweep``) or the request (``form``); a field's WTForms
+        problems, when it has some, stand for the others (one message for one mistake)."""
+        return self.all_errors().get(key, [])
 
-    @property
-    def general_errors(self) -> list[str]:
-        """Problems of the request as a whole (shown above the form)."""
-        return [*self.form_errors, *self.extra_errors.get("form", [])]
+    def all_errors(self) -> dict[str, list[str]]:
+        """Every problem by key: WTForms' first, then those found outside it."""
+        found: dict[str, list[str]] = {}
+        for name, errors in self.errors.items():
+            if name == "sweep":
+                for index, row in enumerate(errors):
+                    for messages in (row or {}).values():
+                        found.setdefault(f"sweep-{index}", []).extend(messages)
+            elif name in self._fields and name != "csrf_token":
+                found[name] = [e for e in errors if isinstance(e, str)]
+            else:  # the form's own (None) and the CSRF token
+                found.setdefault("form", []).extend(e for e in errors if isinstance(e, str))
+        for key, messages in self.extra_errors.items():
+            if key not in found or key == "form":
+                found.setdefault(key, []).extend(m for m in messages if m not in found[key])
+        return {key: messages for key, messages in found.items() if messages}
 
-    @property
-    def has_errors(self) -> bool:
-        """True when WTForms or the translation found a problem."""
-        return bool(self.errors or self.extra_errors)
+    def label_for(self, key: str) -> tuple[str, str]:
+        """What a problem's key is called on the page, and the id of its control."""
+        if key in self._fields and key != "sweep":
+            target = "sweep-rows" if key == "sweep_mode" else self._fields[key].id
+            return str(self._fields[key].label.text), target
+        if key.startswith(PARAM_PREFIX):
+            return key[len(PARAM_PREFIX) :], key
+        if key.startswith("sweep-"):
+            return f"Sweep row {int(key.split('-', 1)[1]) + 1}", f"{key}-parameter"
+        return "Sweep", "sweep-rows"
 
 
 # --------------------------------------------------------------------------- partitions
@@ -423,12 +469,201 @@ def build_request(
     )
 
 
+# --------------------------------------------------------------------------- field checks
+
+
+def resource_field(message: str) -> str:
+    """The form field a refusal of :func:`portal.submissions.check_resources` is about."""
+    for pattern, key in _RESOURCE_FIELDS:
+        if pattern.search(message):
+            return key
+    return "form"
+
+
+def field_problems(
+    request: SubmissionRequest,
+    settings: Mapping[str, Any],
+    slurm: SlurmClient | None,
+    *,
+    skip: Collection[str] = (),
+) -> tuple[dict[str, list[str]], str | None]:
+    """The request's problems that belong to a field: the URL, ref and design path rules, the
+    sweep's size and the partition limits (the service's own checks and words), and why the
+    limits could not be read (the cluster does not answer). ``skip`` names fields whose
+    WTForms problems are shown already (the same mistake, said once)."""
+    errors: dict[str, list[str]] = {}
+    silent = None
+
+    def check(key: str, rule: Any, *args: Any, **kwargs: Any) -> None:
+        if key in skip:
+            return
+        try:
+            rule(*args, **kwargs)
+        except (GitURLError, SweepError) as exc:
+            errors.setdefault(key, []).append(str(exc))
+
+    check(
+        "repo_url",
+        check_repo_url,
+        request.repo_url,
+        allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+        allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+    )
+    check("ref", check_ref, request.ref)
+    if request.design_path:
+        check("design_path", check_design_path, request.design_path)
+    spec = _spec(request)
+    if spec is not None and count_points(spec) > int(settings["MAX_SWEEP_POINTS"]):
+        check("sweep", expand_sweep, spec, max_points=int(settings["MAX_SWEEP_POINTS"]))
+    try:
+        _, cluster_error = check_resources(request.resources, settings, slurm)
+    except SubmissionError as exc:
+        key = resource_field(str(exc))
+        if key not in skip:
+            errors.setdefault(key, []).append(str(exc))
+    else:
+        silent = None if cluster_error is None else str(cluster_error) or "no answer"
+    return errors, silent
+
+
+def _spec(request: SubmissionRequest) -> SweepSpec | None:
+    """The request's sweep with its base values, or None when it does not parse."""
+    try:
+        if request.sweep is not None:
+            return parse_sweep(request.sweep).with_base(request.params)
+        return parse_cli_sweeps((), base=dict(request.params))
+    except (SweepError, ParameterError):
+        return None
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """Whether the design can be fetched: ``ok`` (the ref resolves and the design folder is
+    there), ``fetching`` (the clone still runs; ``message`` says so) or ``failed`` (``errors``
+    by field)."""
+
+    state: str
+    errors: Mapping[str, list[str]] = field(default_factory=dict)
+    message: str = ""
+
+
+def check_source(
+    request: SubmissionRequest, settings: Mapping[str, Any], owner: User, *, wait_s: float
+) -> SourceCheck:
+    """Resolve the ref (one ``git ls-remote``, a few seconds at most, remembered briefly), wait
+    ``wait_s`` at most for the checkout (:mod:`portal.previews`) and look for the design
+    folder in it. Call it with a request whose URL, ref and design path passed their rules."""
+    url = check_repo_url(
+        request.repo_url,
+        allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+        allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
+    )
+    cache = checkout_cache(settings)
+    try:
+        commit = cache.resolve(url, request.ref, settings)
+        checkout = cache.checkout(url, request.ref, owner.id, settings, wait_s=wait_s)
+    except PreviewPending as exc:
+        return SourceCheck("fetching", message=str(exc))
+    except StagingError as exc:
+        message = without_server_paths(str(exc), cache.root)
+        key = "ref" if message.startswith(("branch or tag ", "commit ")) else "repo_url"
+        return SourceCheck("failed", {key: [message]})
+    at = request.ref if request.ref == commit else f"{request.ref} (commit {commit[:12]})"
+    try:
+        get_flow(request.flow).find_design(
+            checkout, request.design_path, pdk_root=str(settings["PDK_ROOT"])
+        )
+    except DesignNotFound as exc:
+        return SourceCheck("failed", {"design_path": [_missing_design(exc, checkout, at)]})
+    except FlowError as exc:
+        message = without_server_paths(str(exc), checkout, cache.root)
+        return SourceCheck("failed", {"design_path": [message]})
+    return SourceCheck("ok")
+
+
+def _missing_design(exc: DesignNotFound, checkout: Path, at: str) -> str:
+    """``no folder 'x' in the repository at main (commit ...)``, or which config is missing."""
+    try:
+        folder = exc.design_dir.resolve().relative_to(checkout.resolve()).as_posix()
+    except ValueError:
+        return without_server_paths(str(exc), checkout)
+    place = f"folder {folder!r}" if folder != "." else "the top of the repository"
+    if not exc.design_dir.is_dir():
+        return f"no {place} in the repository at {at}"
+    names = " or ".join(path.name for path in exc.looked_for)
+    return f"{place[0].upper()}{place[1:]} has no {names} at {at}"
+
+
+# --------------------------------------------------------------------------- edit and resubmit
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """A submission copied into the form: the form's data, the parameter editor's values and
+    what could not be copied (a sweep kind the form cannot show)."""
+
+    data: dict[str, Any]
+    params: dict[str, str]
+    left_out: str = ""
+
+
+def prefill(submission: Submission) -> Prefill:
+    """The form as ``submission`` was asked for: repository, ref, design folder, flow,
+    parameters, sweep (grid or zip rows) and resources (its name is chosen anew)."""
+    res = submission.resources or {}
+    spec = submission.sweep_spec or {}
+    kind = str(spec.get("kind") or "single")
+    rows: list[dict[str, str]] = []
+    left_out = ""
+    if kind in ("grid", "zip"):
+        for name, axis in (spec.get("parameters") or {}).items():
+            if isinstance(axis, Mapping):
+                rows.append({part: _text(axis.get(part)) for part in ("start", "stop", "step")})
+            else:
+                rows.append({"values": ", ".join(_text(value) for value in axis)})
+            rows[-1]["parameter"] = name
+    elif kind != "single":
+        left_out = (
+            f"Its sweep (a {kind} sweep, {submission.n_tasks} points) cannot be edited in this "
+            "form and was left out; the API and the command line take it as a file."
+        )
+    if len(rows) > MAX_SWEEP_ROWS:
+        left_out = f"Only the first {MAX_SWEEP_ROWS} swept parameters were copied."
+        rows = rows[:MAX_SWEEP_ROWS]
+    data = {
+        "repo_url": submission.repo_url,
+        "ref": submission.ref,
+        "design_path": "" if submission.design_path in ("", ".") else submission.design_path,
+        "flow": submission.flow,
+        "notify": submission.notify,
+        "cpus": res.get("cpus", _DEFAULTS.cpus),
+        "mem_mb": res.get("mem_mb", _DEFAULTS.mem_mb),
+        "time_minutes": res.get("time_minutes", _DEFAULTS.time_minutes),
+        "partition": res.get("partition") or "",
+        "throttle": res.get("throttle") or 0,
+        "sweep_mode": "zip" if kind == "zip" else "grid",
+        "sweep": rows + [{}] * (SWEEP_ROWS - len(rows)),
+    }
+    params = {name: _text(value) for name, value in (submission.base_params or {}).items()}
+    return Prefill(data, params, left_out)
+
+
+def _text(value: Any) -> str:
+    """A stored value as typed: ``true``, ``10`` (a whole float), ``20.5``, ``DELAY 2``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
 # --------------------------------------------------------------------------- the estimate
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """What the live estimate shows: points, worst-case cost, approval, or what is wrong."""
+    """What the live estimate shows: points, worst-case cost, approval, readiness and what is
+    wrong (``errors`` by field key, ``form`` for what has no field)."""
 
     points: int | None = None
     shape: str = ""
@@ -437,12 +672,40 @@ class Estimate:
     core_hours: float | None = None
     needs_approval: bool = False
     reasons: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
+    #: the portal's largest sweep, when ``points`` is above it
+    limit: int | None = None
+    errors: Mapping[str, list[str]] = field(default_factory=dict)
+    #: the repository check: ok, fetching, failed, or unchecked (other problems first)
+    source: str = "unchecked"
+    pending: str = ""
+    #: why the cluster could not be read (a submission is refused until it answers)
+    cluster_error: str | None = None
 
     @property
     def ready(self) -> bool:
         """True when the request would be accepted as it is."""
-        return self.points is not None and not self.errors
+        return (
+            self.points is not None
+            and not self.errors
+            and self.source == "ok"
+            and self.cluster_error is None
+        )
+
+    @property
+    def readiness(self) -> str:
+        """``ready``, ``fetching`` (the repository check waits for its clone), ``invalid``
+        or ``cluster`` (only the cluster is missing: it does not answer)."""
+        if self.ready:
+            return "ready"
+        if self.source == "fetching":
+            return "fetching"
+        return "invalid" if self.errors else "cluster"
+
+    @property
+    def shows_approval(self) -> bool:
+        """Say "needs approval" only for a request that is otherwise acceptable (or lacks only
+        its repository): over a hard limit, the limit is all there is to say."""
+        return self.needs_approval and all(key in SOURCE_FIELDS for key in self.errors)
 
 
 def sweep_shape(sweep: Mapping[str, Any] | None, catalog: Catalog | None = None) -> str:
@@ -461,24 +724,40 @@ def estimate(
     settings: Mapping[str, Any],
     slurm: SlurmClient | None,
     owner: User,
+    *,
+    errors: Mapping[str, list[str]],
+    wait_s: float,
+    partial: bool = False,
 ) -> Estimate:
-    """Plan the request (no clone, nothing written) and summarise it for the form.
+    """Check the request field by field (``errors``: what the form found already), plan it
+    when nothing is wrong (no clone, nothing written), check its repository and summarise.
+    A ``partial`` request lacks its parameters and sweep (they did not translate): its other
+    fields are checked, nothing is counted.
 
-    When the plan fails, the points and cost are still counted from the sweep, so the number
-    follows the sweep builder even before the repository URL is filled in.
+    The points and cost are counted from the sweep even when something is wrong, so the
+    number follows the sweep builder before the repository URL is filled in.
     """
-    try:
-        plan = plan_submission(request, settings, slurm, owner=owner)
-    except SubmissionError as exc:
-        return _rough_estimate(request, settings, (str(exc),))
+    found = {key: list(messages) for key, messages in errors.items()}
+    problems, cluster_error = field_problems(request, settings, slurm, skip=set(found))
+    for key, messages in problems.items():
+        found.setdefault(key, []).extend(messages)
+    if not found:
+        try:
+            plan_submission(request, settings, slurm, owner=owner)
+        except SubmissionError as exc:
+            found["form"] = [str(exc)]
+    source = SourceCheck("unchecked")
+    if not any(key in found for key in (*SOURCE_FIELDS, "flow")):
+        source = check_source(request, settings, owner, wait_s=wait_s)
+        for key, messages in source.errors.items():
+            found.setdefault(key, []).extend(messages)
+    rough = {} if partial else _rough_estimate(request, settings)
     return Estimate(
-        points=len(plan.points),
-        shape=_safe_shape(request.sweep),
-        cpus=plan.resources.cpus,
-        time_minutes=plan.resources.time_minutes,
-        core_hours=plan.decision.core_hours,
-        needs_approval=plan.decision.needs_approval,
-        reasons=plan.decision.reasons,
+        **rough,
+        errors=found,
+        source=source.state,
+        pending=source.message,
+        cluster_error=cluster_error,
     )
 
 
@@ -489,35 +768,32 @@ def _safe_shape(sweep: Mapping[str, Any] | None) -> str:
         return ""
 
 
-def _rough_estimate(
-    request: SubmissionRequest, settings: Mapping[str, Any], errors: Iterable[str]
-) -> Estimate:
-    try:
-        if request.sweep is not None:
-            spec = parse_sweep(request.sweep).with_base(request.params)
-        else:
-            spec = parse_cli_sweeps((), base=dict(request.params))
-        points: int | None = count_points(spec)
-    except (SweepError, ParameterError):
-        points = None
+def _rough_estimate(request: SubmissionRequest, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Points, shape and cost of the request as far as they can be counted."""
+    spec = _spec(request)
+    points = count_points(spec) if spec is not None else None
+    limit = int(settings["MAX_SWEEP_POINTS"])
+    if points is None:
+        return {}
+    if points > limit:
+        return {"points": points, "shape": _safe_shape(request.sweep), "limit": limit}
     res = request.resources
     sizes_ok = all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0
         for v in (res.cpus, res.time_minutes)
     )
-    if points is None or not sizes_ok:
-        return Estimate(points=points, errors=tuple(errors))
+    if not sizes_ok:
+        return {"points": points, "shape": _safe_shape(request.sweep)}
     decision = policy.decide(points, res.cpus, res.time_minutes, settings)
-    return Estimate(
-        points=points,
-        shape=_safe_shape(request.sweep),
-        cpus=res.cpus,
-        time_minutes=res.time_minutes,
-        core_hours=decision.core_hours,
-        needs_approval=decision.needs_approval,
-        reasons=decision.reasons,
-        errors=tuple(errors),
-    )
+    return {
+        "points": points,
+        "shape": _safe_shape(request.sweep),
+        "cpus": res.cpus,
+        "time_minutes": res.time_minutes,
+        "core_hours": decision.core_hours,
+        "needs_approval": decision.needs_approval,
+        "reasons": decision.reasons,
+    }
 
 
 # --------------------------------------------------------------------------- the editor

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from portal import submissions as svc
 from portal.catalog import load_catalog
+from portal.cluster import slurm_client
 from portal.extensions import db
-from portal.models import Submission
+from portal.models import Submission, User
+from portal.slurm.client import SlurmClient
+from portal.slurm.transports import SSHTransport
 from portal.web.submit_forms import (
     FormInvalid,
     build_request,
@@ -32,6 +42,7 @@ from tests.integration.web_helpers import PASSWORD, add_user, login, post_form
 cluster = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 HX = {"HX-Request": "true"}
 ESTIMATE_RE = re.compile(r'<div class="estimate" data-points="([^"]*)"\s+data-core-hours="([^"]*)"')
+FIELD_ERRORS_RE = re.compile(r'<p data-key="([^"]+)">(.*?)</p>', re.S)
 
 
 def form_data(*rows, mode="grid", **fields):
@@ -88,6 +99,68 @@ def estimate(client, data):
     response = post_form(client, "/submissions/new", data, "/submissions/new/estimate", headers=HX)
     assert response.status_code == 200
     return response.get_data(as_text=True)
+
+
+def settled(client, data, timeout: float = 60) -> str:
+    """The estimate once the repository check is past "still fetching"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fragment = estimate(client, data)
+        if 'data-readiness="fetching"' not in fragment or time.monotonic() > deadline:
+            return fragment
+        time.sleep(0.2)
+
+
+def field_errors(fragment: str) -> dict[str, list[str]]:
+    """The estimate's problems by field key (the form's script shows each at its field)."""
+    box = re.search(r"<div hidden data-field-errors>(.*?)</div>", fragment, re.S)
+    errors: dict[str, list[str]] = {}
+    for key, text in FIELD_ERRORS_RE.findall(box[1] if box else ""):
+        errors.setdefault(key, []).append(htmllib.unescape(text.strip()))
+    return errors
+
+
+def text_of(html: str) -> str:
+    return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def control(page: str, control_id: str) -> str:
+    """The opening tag of the input or select with this id."""
+    tag = re.search(rf'<(?:input|select)\b[^>]*\bid="{re.escape(control_id)}"[^>]*>', page)
+    assert tag, f"no control {control_id}"
+    return tag[0]
+
+
+def error_at(page: str, control_id: str) -> str:
+    """The error text a control points at: it must be aria-invalid and describe its error."""
+    tag = control(page, control_id)
+    assert 'aria-invalid="true"' in tag, tag
+    described = re.search(r'aria-describedby="([^"]*)"', tag)
+    assert described, tag
+    texts = []
+    for ref in described[1].split():
+        element = re.search(rf'<(\w+)\b[^>]*\bid="{re.escape(ref)}"[^>]*>(.*?)</\1>', page, re.S)
+        assert element, f"{control_id} points at {ref}, which is not in the page"
+        if ref.endswith("-error"):
+            texts.append(text_of(element[2]))
+    assert texts and all(texts), f"{control_id} points at no error text"
+    return " ".join(texts)
+
+
+def value_of(page: str, control_id: str) -> str:
+    """The value a text input shows."""
+    found = re.search(r'value="([^"]*)"', control(page, control_id))
+    return htmllib.unescape(found[1]) if found else ""
+
+
+def selected(page: str, control_id: str) -> str:
+    """The selected option of a select."""
+    select = re.search(
+        rf'<select\b[^>]*\bid="{re.escape(control_id)}"[^>]*>(.*?)</select>', page, re.S
+    )
+    assert select, control_id
+    option = re.search(r'<option\b(?=[^>]*\bselected\b)[^>]*\bvalue="([^"]*)"', select[1])
+    return htmllib.unescape(option[1]) if option else ""
 
 
 # --------------------------------------------------------------------------- translation
@@ -223,15 +296,16 @@ def test_form_shows_catalog_help_partitions_and_sweep_rows(web):
 
 @pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.cluster
-def test_estimate_counts_grid_and_zip_points_and_cost(web):
+def test_estimate_counts_grid_and_zip_points_and_cost(web, example_repo):
     _, client = web
-    grid = estimate(
+    grid = settled(
         client,
         form_data(
             ("CLOCK_PERIOD", "10,20,30"),
             ("FP_CORE_UTIL", ("30", "50", "20")),
             cpus="2",
             time_minutes="30",
+            repo_url=example_repo,
         ),
     )
     assert ESTIMATE_RE.search(grid).groups() == ("6", "6.00")  # 6 x 2 CPUs x 0.5 h
@@ -261,8 +335,12 @@ def test_estimate_follows_the_sweep_before_the_form_is_complete(web):
     _, client = web
     partial = estimate(client, form_data(("CLOCK_PERIOD", "1:4"), repo_url="", ref=""))
     assert ESTIMATE_RE.search(partial).groups() == ("4", "0.67")
-    assert "Repository URL: Give the Git repository to clone." in partial
+    assert field_errors(partial) == {
+        "repo_url": ["Give the Git repository to clone."],
+        "ref": ["Give a branch, tag or commit."],
+    }
     assert "Not ready to submit" in partial
+    assert '<a href="#repo_url">Repository URL</a>' in partial  # named; its message at it
 
     over_limit = estimate(client, form_data(time_minutes="500"))
     assert "above partition debug&#39;s maximum of 120 min" in over_limit
@@ -476,12 +554,13 @@ def test_form_works_when_slurm_does_not_answer(make_app, tmp_path):
         client = app.test_client()
         login(client)
         page = client.get("/submissions/new").get_data(as_text=True)
-        assert 'id="partitions-unavailable"' in page
-        assert f"Slurm did not answer (cannot connect to 127.0.0.1:{port}" in page
+        assert 'id="cluster-silent"' in page
+        assert f"(cannot connect to 127.0.0.1:{port}" in page
         assert '<option selected value="debug">debug (portal default)</option>' in page
         fragment = estimate(client, form_data(("CLOCK_PERIOD", "10,20,30")))
         assert ESTIMATE_RE.search(fragment).groups() == ("3", "0.50")
-        assert "Ready to submit." in fragment
+        assert "the cluster does not answer right now" in fragment
+        assert "Ready to submit." not in fragment  # a submission would be refused
 
 
 # --------------------------------------------------------------------------- submitting
@@ -489,14 +568,14 @@ def test_form_works_when_slurm_does_not_answer(make_app, tmp_path):
 
 @pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.cluster
-def test_a_submission_over_the_threshold_is_recorded_and_waits(make_app, tmp_path):
+def test_a_submission_over_the_threshold_is_recorded_and_waits(make_app, tmp_path, example_repo):
     app = make_app(RUN_ROOT=str(tmp_path / "runs"), APPROVAL_ARRAY_SIZE=1)
     add_user(app, "ada")
     client = app.test_client()
     login(client)
     data = form_data(
         ("CLOCK_PERIOD", "10,20"),
-        repo_url="git://127.0.0.1:1/nowhere.git",  # planning never clones
+        repo_url=example_repo,  # found (the form checks it), but nothing is staged
         name="needs a yes",
         notify=None,
         **{"param-SYNTH_STRATEGY": "DELAY 2"},
@@ -547,3 +626,289 @@ def test_form_submission_runs_on_the_cluster_and_the_dashboard_shows_it(tmp_path
     assert 'data-state="COMPLETED"' in row and 'data-done="2"' in row and 'data-total="2"' in row
     assert "counter from the web" in page and '<span class="chip chip-completed">' in page
     assert 'data-polling="off"' in page
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.cluster
+def test_ready_only_once_the_repository_ref_and_design_folder_are_found(
+    make_app, tmp_path, example_repo, git_daemon
+):
+    app = make_app(
+        RUN_ROOT=str(tmp_path / "runs"),
+        SLURM_PARTITION="debug",
+        PREVIEW_WAIT_SECONDS=0,
+        PREVIEW_CACHE_DIR=str(tmp_path / "previews"),
+    )
+    add_user(app, "ada", slurm_account="openlane")
+    client = app.test_client()
+    login(client)
+    good = form_data(("CLOCK_PERIOD", "10,20"), repo_url=example_repo)
+
+    first = estimate(client, good)  # the clone runs off the request: not ready yet
+    assert 'data-readiness="fetching"' in first and 'data-ready="no"' in first
+    assert "Ready to submit." not in first and "still fetching the repository" in first
+    assert 'hx-trigger="load delay:2s"' in first  # the fragment asks again by itself
+    ready = settled(client, good)
+    assert 'data-ready="yes"' in ready and "Ready to submit." in ready
+    assert field_errors(ready) == {}
+
+    missing_repo = f"{git_daemon.url_base}/no-such-design.git"
+    no_repo = settled(client, {**good, "repo_url": missing_repo})
+    assert 'data-ready="no"' in no_repo and "Ready to submit." not in no_repo
+    assert field_errors(no_repo) == {
+        "repo_url": [f"repository {missing_repo} not found (or not readable by the portal)"]
+    }
+    no_ref = settled(client, {**good, "ref": "no-such-branch"})
+    assert field_errors(no_ref) == {
+        "ref": [f"branch or tag 'no-such-branch' not found in {example_repo}"]
+    }
+    assert 'data-ready="no"' in no_ref
+    no_folder = settled(client, {**good, "design_path": "designs/nope"})
+    [message] = field_errors(no_folder)["design_path"]
+    assert message.startswith("no folder 'designs/nope' in the repository at main (commit ")
+    assert str(tmp_path) not in no_folder  # no server path
+    assert 'data-ready="no"' in no_folder and "Ready to submit." not in no_folder
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.cluster
+def test_submit_is_refused_at_the_field_while_the_repository_or_folder_is_missing(
+    make_app, tmp_path, example_repo, git_daemon
+):
+    app = make_app(RUN_ROOT=str(tmp_path / "runs"), SLURM_PARTITION="debug")
+    add_user(app, "ada", slurm_account="openlane")
+    client = app.test_client()
+    login(client)
+    no_folder = form_data(repo_url=example_repo, design_path="designs/nope")
+    settled(client, no_folder)  # the checkout is fetched (a submit waits only seconds for it)
+    response = post_form(client, "/submissions/new", no_folder)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "no folder &#39;designs/nope&#39;" in page
+    assert error_at(page, "design_path").startswith("no folder 'designs/nope' in the repository")
+    missing = f"{git_daemon.url_base}/no-such-design.git"
+    response = post_form(client, "/submissions/new", form_data(repo_url=missing))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert error_at(page, "repo_url") == (
+        f"repository {missing} not found (or not readable by the portal)"
+    )
+    assert submissions_count(app) == 0 and run_dirs(app) == []
+
+
+def failed_submission(app, repo: str) -> str:
+    """A submission whose launch really failed (Slurm unreachable at sbatch): SUBMIT_FAILED."""
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.username == "ada"))
+        request = svc.SubmissionRequest(
+            repo_url=repo,
+            design_path="designs/counter",
+            flow="openlane1",
+            params={"SYNTH_STRATEGY": "DELAY 2"},
+            sweep={
+                "kind": "grid",
+                "parameters": {
+                    "CLOCK_PERIOD": [10, 20.5],
+                    "FP_CORE_UTIL": {"start": 30, "stop": 50, "step": 10},
+                },
+            },
+            resources=svc.Resources(
+                cpus=2, mem_mb=300, time_minutes=15, partition="debug", throttle=2
+            ),
+        )
+        plan = svc.plan_submission(request, app.config, slurm_client(app.config), owner=owner)
+        submission = svc.create_submission(plan, owner)
+        with closed_port() as port:
+            silent = SSHTransport(host="127.0.0.1", port=port, user="nobody")
+            svc.launch(submission, app.config, SlurmClient(silent, timeout=5))
+        assert submission.state == "SUBMIT_FAILED", submission.state
+        return submission.uuid
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.cluster
+def test_a_failed_submission_offers_edit_and_resubmit_first_and_prefills_the_form(
+    make_app, tmp_path, example_repo
+):
+    app = make_app(RUN_ROOT=str(tmp_path / "runs"), SLURM_PARTITION="debug", LAUNCH_MAX_ATTEMPTS=1)
+    add_user(app, "ada", slurm_account="openlane")
+    add_user(app, "bob")
+    add_user(app, "grace", role="admin")
+    uuid = failed_submission(app, example_repo)
+    client = app.test_client()
+    login(client)
+
+    show = client.get(f"/submissions/{uuid}").get_data(as_text=True)
+    actions = re.search(r'<section class="card detail-actions".*?</section>', show, re.S)[0]
+    link = re.search(r'<a\b[^>]*href="([^"]+)"[^>]*>\s*Edit and resubmit\s*</a>', actions)
+    assert link and htmllib.unescape(link[1]) == f"/submissions/new?from={uuid}"
+    assert "btn-primary" in link[0]
+    assert actions.index("Edit and resubmit") < actions.index("Retry")  # offered first
+
+    page = client.get(f"/submissions/new?from={uuid}").get_data(as_text=True)
+    assert value_of(page, "repo_url") == example_repo
+    assert value_of(page, "ref") == "main"
+    assert value_of(page, "design_path") == "designs/counter"
+    assert selected(page, "flow") == "openlane1"
+    assert selected(page, "param-SYNTH_STRATEGY") == "DELAY 2"
+    assert selected(page, "sweep-0-parameter") == "CLOCK_PERIOD"
+    assert value_of(page, "sweep-0-values") == "10, 20.5"
+    assert selected(page, "sweep-1-parameter") == "FP_CORE_UTIL"
+    assert [value_of(page, f"sweep-1-{part}") for part in ("start", "stop", "step")] == [
+        "30",
+        "50",
+        "10",
+    ]
+    assert 'value="grid" checked' in page or re.search(r'checked[^>]*value="grid"', page)
+    assert (value_of(page, "cpus"), value_of(page, "mem_mb")) == ("2", "300")
+    assert (value_of(page, "time_minutes"), value_of(page, "throttle")) == ("15", "2")
+    assert selected(page, "partition") == "debug"
+    assert 'aria-invalid="true"' not in page  # a copy is not an error
+
+    # the copy is estimated like any form: 6 points, and ready (the repository is found)
+    copied = form_data(
+        ("CLOCK_PERIOD", "10, 20.5"),
+        ("FP_CORE_UTIL", ("30", "50", "10")),
+        repo_url=example_repo,
+        **{"param-SYNTH_STRATEGY": "DELAY 2"},
+    )
+    assert 'data-points="6"' in settled(client, copied)
+
+    bob = app.test_client()
+    login(bob, "bob")
+    assert bob.get(f"/submissions/new?from={uuid}").status_code == 404  # not his to see
+    assert bob.get("/submissions/new?from=not-a-uuid").status_code == 404
+    grace = app.test_client()
+    login(grace, "grace")
+    assert value_of(grace.get(f"/submissions/new?from={uuid}").get_data(as_text=True), "repo_url")
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.cluster
+def test_over_the_sweep_limit_the_estimate_says_only_that(web):
+    _, client = web
+    rows = [(name, ("1", "100", "1")) for name in ("CLOCK_PERIOD", "MAX_FANOUT_CONSTRAINT")]
+    fragment = estimate(client, form_data(*rows, ("FP_PDN_VPITCH", ("1", "100", "1"))))
+    assert 'data-points="1000000"' in fragment and 'data-needs-approval="no"' in fragment
+    shown = text_of(fragment)
+    assert "1,000,000 points" in shown and "more than the limit of 10,000" in shown
+    assert "approval" not in shown and "core-hours" not in shown
+    assert field_errors(fragment)["sweep"] == [
+        "the sweep has 1,000,000 points, more than the limit of 10,000; narrow the ranges "
+        "or split the sweep"
+    ]
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.cluster
+def test_an_untouched_form_shows_no_error(web):
+    _, client = web
+    page = client.get("/submissions/new").get_data(as_text=True)
+    assert 'aria-invalid="true"' not in page and 'class="field-error"' not in page
+    assert "alert-error" not in page and 'id="form-errors"' not in page
+    # what the page's first estimate posts: the form as it opens
+    untouched = estimate(client, form_data(repo_url="", design_path="", mem_mb="4096"))
+    assert "alert-error" not in untouched and 'role="alert"' not in untouched
+    assert field_errors(untouched) == {"repo_url": ["Give the Git repository to clone."]}
+    assert "repository URL is required" not in untouched  # said once, not twice
+    assert 'data-ready="no"' in untouched
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.cluster
+def test_after_a_submit_every_error_is_at_its_field(web):
+    app, client = web
+    data = form_data(
+        ("CLOCK_PERIOD", "10,20"),
+        ("FP_CORE_UTIL", "30,300"),
+        repo_url="http://localhost/x.git",
+        ref="main..evil",
+        time_minutes="121",
+        **{"param-MAX_FANOUT_CONSTRAINT": "0"},
+    )
+    response = post_form(client, "/submissions/new", data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert error_at(page, "repo_url").startswith("plain http:// is not accepted, use https://")
+    assert error_at(page, "ref").startswith("invalid ref 'main..evil'")
+    assert error_at(page, "time_minutes") == (
+        "time limit 121 min is above partition debug's maximum of 120 min"
+    )
+    assert "between 1 and 1000" in error_at(page, "param-MAX_FANOUT_CONSTRAINT")
+    assert "got 300" in error_at(page, "sweep-1-values")
+    banner = re.search(r'<div[^>]*id="form-errors"[^>]*>(.*?)</div>', page, re.S)[1]
+    assert 'href="#repo_url"' in banner and 'href="#time_minutes"' in banner
+    assert "plain http://" not in banner  # the message is said at its field only
+    assert page.count("plain http:// is not accepted") == 1
+    assert submissions_count(app) == 0
+
+
+# --------------------------------------------------------------------------- a silent cluster
+
+
+@dataclass
+class SilentHost:
+    """A loopback port that accepts connections and never answers; counts them."""
+
+    port: int = 0
+    accepted: int = 0
+    held: list[socket.socket] = field(default_factory=list)
+
+
+@contextmanager
+def silent_host() -> Iterator[SilentHost]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    host = SilentHost(port=int(server.getsockname()[1]))
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with suppress(TimeoutError, OSError):
+                conn, _ = server.accept()
+                host.held.append(conn)
+                host.accepted += 1
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield host
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for conn in host.held:
+            conn.close()
+        server.close()
+
+
+def test_the_form_does_not_wait_for_a_silent_cluster_and_asks_it_once(make_app, tmp_path):
+    with silent_host() as host:
+        app = make_app(
+            RUN_ROOT=str(tmp_path / "runs"),
+            SLURM_TRANSPORT="ssh",
+            SLURM_SSH_HOST="127.0.0.1",
+            SLURM_SSH_PORT=host.port,
+            SLURM_PARTITION="debug",
+        )
+        add_user(app, "ada")
+        client = app.test_client()
+        login(client)
+        for _ in range(2):
+            page = client.get("/submissions/new").get_data(as_text=True)
+            banner = re.search(r'<div[^>]*id="cluster-silent"[^>]*>(.*?)</div>', page, re.S)
+            assert banner and "The cluster does not answer right now" in banner[1]
+            assert '<option selected value="debug">debug (portal default)</option>' in page
+        fragment = estimate(client, form_data(("CLOCK_PERIOD", "10,20,30")))
+        assert ESTIMATE_RE.search(fragment).groups() == ("3", "0.50")
+        assert "the cluster does not answer right now" in fragment
+        assert 'data-ready="no"' in fragment
+        # four pages and an estimate, one sinfo (whose one reconnect may fall in the test)
+        assert 1 <= host.accepted <= 2
