@@ -161,6 +161,9 @@ class Task(db.Model):
     array_job_id: Mapped[str | None] = mapped_column(String(32))
     array_index: Mapped[int | None]
     state: Mapped[str] = mapped_column(String(24), default="PENDING")
+    #: why Slurm keeps the task waiting (squeue's %r: Priority, Resources, JobHeldUser...),
+    #: while it is PENDING
+    pending_reason: Mapped[str | None] = mapped_column(String(255))
     exit_code: Mapped[int | None]
     signal: Mapped[int | None]
     node: Mapped[str | None] = mapped_column(String(255))

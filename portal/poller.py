@@ -2,7 +2,8 @@
 
 Per cycle: count the unfinished tasks per array, ask Slurm once, stop there if both equal what
 the last cycle saw (:class:`PollMemory`), else load the unfinished tasks (plain rows, not ORM
-objects), write only the tasks whose state changed (one bulk UPDATE), read the reports of
+objects), write only the tasks whose state or pending reason changed (one bulk UPDATE; the
+reason is squeue's, see :meth:`~portal.slurm.client.SlurmClient.query`), read the reports of
 tasks that just finished, derive the state of each touched submission from all of its tasks,
 and queue the completion email in the same transaction. Tasks that are finished are never
 queried again.
@@ -32,7 +33,7 @@ from portal.extensions import db
 from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionState, Task, utcnow
 from portal.notify import queue_submission_mail
 from portal.slurm.client import SlurmClient, SlurmError
-from portal.slurm.commands import TaskRow
+from portal.slurm.commands import TaskRow, pending_reason
 from portal.slurm.states import COMPLETED, TERMINAL, derive_submission_state, is_terminal
 from portal.slurm.transports import TransportError
 
@@ -140,14 +141,18 @@ def poll_once(
             Task.started_at,
             Task.ended_at,
             Task.elapsed_seconds,
+            Task.pending_reason,
         ).where(*unfinished)
     ).all()
     latest = {(row.job_id, row.task_index): row for row in rows}
     changes, finished, touched = [], [], set()
     for task in tasks:
         row = latest.get((task[3], task[4]))
+        if row is None:
+            continue
+        reason = pending_reason(row)
         # task[5:12] (state ... elapsed_seconds) and row[3:10] hold the same fields in order.
-        if row is None or task[5:12] == row[3:10]:
+        if task[5:12] == row[3:10] and task.pending_reason == reason:
             continue
         new = {
             "_id": task.id,
@@ -158,6 +163,7 @@ def poll_once(
             "started_at": row.start,
             "ended_at": row.end,
             "elapsed_seconds": row.elapsed_seconds,
+            "pending_reason": reason,
         }
         if is_terminal(row.state):
             sub = by_id[task.submission_id]
@@ -182,7 +188,7 @@ def poll_once(
 
 
 _CHANGED_COLUMNS = ("state", "exit_code", "signal", "node", "started_at", "ended_at",
-                    "elapsed_seconds")  # fmt: skip
+                    "elapsed_seconds", "pending_reason")  # fmt: skip
 
 
 def _write_changes(changes: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from portal.models import Submission, Task
 from portal.results import ResultsTable
+from portal.slurm.states import PENDING
 
 
 def isotime(value: datetime | None) -> str | None:
@@ -94,6 +95,7 @@ def task_dict(task: Task) -> dict[str, Any]:
     return {
         "index": task.index,
         "state": task.state,
+        "pending_reason": task.pending_reason if task.state == PENDING else None,
         "exit_code": task.exit_code,
         "signal": task.signal,
         "job": f"{task.array_job_id}_{task.array_index}" if task.array_job_id else None,

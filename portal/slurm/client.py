@@ -18,7 +18,7 @@ from typing import Any
 
 from portal.slurm import commands
 from portal.slurm.commands import Node, SinfoReport, SlurmParseError, TaskRow
-from portal.slurm.states import ACTIVE, COMPLETED, PENDING, REQUEUEABLE, is_terminal
+from portal.slurm.states import ACTIVE, COMPLETED, PENDING, REQUEUEABLE, RUNNING, is_terminal
 from portal.slurm.transports import CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,14 @@ class SlurmClient:
     def query(self, job_ids: Iterable[str], since: datetime | str | None = None) -> list[TaskRow]:
         """Task rows of all ``job_ids`` with ONE sacct call.
 
-        Tasks sacct still reports PENDING although slurmdbd already has their node or start
-        (it records starts seconds late) are checked with one ``squeue --states=RUNNING``. If
-        the cluster has no accounting, squeue answers instead (with a warning; finished tasks
-        then stay visible only for MinJobAge). Ids sacct does not know yet (slurmdbd records jobs
-        asynchronously) are looked up with one squeue call; a task squeue already shows as
-        failed is left out then, because squeue knows no exit code: sacct brings it later.
+        Jobs with tasks sacct reports PENDING are asked once more, with ONE
+        ``squeue --states=PENDING,RUNNING`` (:meth:`_follow_pending`): for why each task waits
+        (squeue's reason) and for the tasks slurmctld already runs (slurmdbd records starts
+        seconds late). If the cluster has no accounting, squeue answers instead (with a
+        warning; finished tasks then stay visible only for MinJobAge). Ids sacct does not know
+        yet (slurmdbd records jobs asynchronously) are looked up with one squeue call; a task
+        squeue already shows as failed is left out then, because squeue knows no exit code:
+        sacct brings it later.
         If slurmdbd is down, :class:`SlurmError` is raised: the caller must keep the states it
         has.
         """
@@ -134,7 +136,7 @@ class SlurmClient:
             raise SlurmError(argv, result.returncode, result.stderr)
         rows = self._parse_sacct(result.stdout)
         missing = set(ids) - {row.job_id for row in rows}
-        rows = self._confirm_starts(rows)
+        rows = self._follow_pending(rows)
         rows = self._follow_requeues(rows)
         if missing:
             found = self._squeue_quietly(sorted(missing, key=_job_sort_key))
@@ -148,23 +150,29 @@ class SlurmClient:
             self._last_sacct = (stdout, commands.parse_sacct(stdout))
         return list(self._last_sacct[1])
 
-    def _confirm_starts(self, rows: list[TaskRow]) -> list[TaskRow]:
-        """Where sacct still reports PENDING (or does not list a task of the job yet) but
-        slurmctld runs the task, take squeue's row: one ``squeue --states=RUNNING``, only when
-        sacct shows a pending task with a node or start time (:func:`may_have_started`)."""
-        may_have_started = commands.may_have_started
-        waiting = {row.job_id for row in rows if row.state == PENDING and may_have_started(row)}
+    def _follow_pending(self, rows: list[TaskRow]) -> list[TaskRow]:
+        """Where sacct shows pending tasks, ONE ``squeue --states=PENDING,RUNNING`` over their
+        jobs. A task squeue shows pending takes squeue's reason (Priority, Resources,
+        JobHeldUser...: slurmctld's current one, which sacct does not follow); a task squeue
+        shows running takes squeue's row (slurmdbd records starts seconds late, so sacct may
+        still say PENDING, or list the array as one pending job without indices). Tasks only
+        squeue lists are added. A failing squeue leaves sacct's answer standing."""
+        waiting = sorted({row.job_id for row in rows if row.state == PENDING}, key=_job_sort_key)
         if not waiting:
             return rows
-        running = self._squeue_quietly(sorted(waiting, key=_job_sort_key), ("RUNNING",))
-        merged = list(rows)
-        position = {(row.job_id, row.task_index): i for i, row in enumerate(merged)}
-        for row in running:
-            i = position.get((row.job_id, row.task_index))
-            if i is None:
-                merged.append(row)
-            elif merged[i].state == PENDING:
-                merged[i] = row
+        live = {
+            (row.job_id, row.task_index): row
+            for row in self._squeue_quietly(waiting, (PENDING, RUNNING))
+            if row.state in (PENDING, RUNNING)
+        }
+        merged = []
+        for row in rows:
+            now = live.pop((row.job_id, row.task_index), None)
+            if now is not None and row.state == PENDING:
+                row = now if now.state == RUNNING else row._replace(reason=now.reason)
+            merged.append(row)
+        known = {(row.job_id, row.task_index) for row in rows}
+        merged.extend(row for key, row in live.items() if key not in known)
         return merged
 
     def _follow_requeues(self, rows: list[TaskRow]) -> list[TaskRow]:

@@ -54,6 +54,9 @@ SINFO_FORMAT = "%N|%P|%a|%T|%c|%m|%l|%C"
 #: midnight today, which would miss yesterday's submissions).
 DEFAULT_SACCT_LOOKBACK = "now-30days"
 
+#: Longest pending reason kept (the database column's size).
+MAX_REASON_LENGTH = 255
+
 _NO_VALUE = frozenset({"", "Unknown", "None", "N/A", "NONE", "(null)", "None assigned"})
 _UNLIMITED = frozenset({"UNLIMITED", "INFINITE", "NONE", "NOT_SET", "Partition_Limit", "N/A"})
 _JOB_ID = re.compile(r"^\d+$")
@@ -430,15 +433,13 @@ def _append_rows(rows: list[TaskRow], job_field: str, raw_id: str, values: tuple
         rows.append(TaskRow(job_id, int(index_text), raw_id, *values))
 
 
-def may_have_started(row: TaskRow) -> bool:
-    """True for a task sacct reports PENDING that slurmctld may already have started.
-
-    slurmdbd records starts asynchronously (seconds late on a busy controller): for a while
-    sacct shows such a job PENDING, yet already with its node and start time (recorded in
-    ``sacct_start_lag``). A pending task without either, held or queued, cannot have started
-    (sacct's Reason and Eligible say ``None``/``Unknown`` in both cases, so they cannot tell).
-    """
-    return row.state == PENDING and (row.node is not None or row.start is not None)
+def pending_reason(row: TaskRow) -> str | None:
+    """Why Slurm keeps the task of ``row`` waiting (``Priority``, ``Resources``,
+    ``JobHeldUser``...: squeue's ``%r``), at most :data:`MAX_REASON_LENGTH` characters; None
+    unless the task is PENDING (a reason left over from before the start means nothing)."""
+    if row.state != PENDING or not row.reason:
+        return None
+    return row.reason[:MAX_REASON_LENGTH]
 
 
 # --------------------------------------------------------------------------- squeue

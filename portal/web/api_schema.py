@@ -557,6 +557,12 @@ def component_schemas() -> dict[str, Any]:
             {
                 "index": {"type": "integer"},
                 "state": {"type": "string", "description": "Slurm's state of the array task."},
+                "pending_reason": {
+                    **_NULLABLE_STRING,
+                    "description": "Why Slurm keeps a PENDING task waiting (squeue's reason: "
+                    "Priority, Resources, JobHeldUser, QOSMaxJobsPerUserLimit...); null "
+                    "otherwise.",
+                },
                 "exit_code": {"type": ["integer", "null"]},
                 "signal": {"type": ["integer", "null"]},
                 "job": {**_NULLABLE_STRING, "description": "<array job id>_<array index>"},

@@ -167,7 +167,9 @@ class Row:
     flow: str
     n_tasks: int
     cost_core_hours: float
+    job_ids: list[str]
     created_at: datetime
+    submitted_at: datetime | None
     finished_at: datetime | None
     error: str | None
     owner: str
@@ -205,7 +207,9 @@ _ROW_COLUMNS = (
     Submission.flow,
     Submission.n_tasks,
     Submission.cost_core_hours,
+    Submission.job_ids,
     Submission.created_at,
+    Submission.submitted_at,
     Submission.finished_at,
     Submission.error,
     User.username,

@@ -328,7 +328,7 @@ def test_a_start_sacct_has_not_recorded_yet_is_taken_from_squeue() -> None:
     rows = client.query([job_id])
     assert transport.programs() == ["sacct", "squeue"]
     squeue_argv = transport.calls[1][0]
-    assert option(squeue_argv, "--states") == "RUNNING"
+    assert option(squeue_argv, "--states") == "PENDING,RUNNING"
     assert option(squeue_argv, "--jobs") == job_id
     started = {row.task_index: row for row in rows if row.task_index is not None}
     assert sorted(started) == [0, 1]
@@ -342,16 +342,7 @@ def pending_line(job_field: str, reason: str) -> str:
     return f"{job_field}|{raw_id}|PENDING|0:0||Unknown|Unknown|00:00:00|{reason}|x\n"
 
 
-@pytest.mark.parametrize("reason", ["None", "Priority", "Resources", "JobHeldUser", "Dependency"])
-def test_pending_tasks_without_node_or_start_need_no_squeue(reason: str) -> None:
-    # Held and queued arrays alike: sacct prints Reason None, no node, Start Unknown.
-    client, transport = client_for(sacct=CommandResult(0, pending_line("77_[0-9]", reason), ""))
-    rows = client.query(["77"])
-    assert transport.programs() == ["sacct"]
-    assert len(rows) == 10 and {row.state for row in rows} == {"PENDING"}
-
-
-def test_squeue_is_asked_only_about_jobs_with_a_start_sacct_has_half_recorded() -> None:
+def test_squeue_is_asked_only_about_jobs_with_pending_tasks() -> None:
     lagging = "77|77|PENDING|0:0|vm|2026-11-23T13:00:00|Unknown|00:00:00|None|allocation\n"
     sacct = lagging + pending_line("78_[1-2]", "None") + rec("sacct_final").stdout
     running = "77|0|79|RUNNING|vm|2026-11-23T13:00:00|N/A|0:05|None|x\n"
@@ -360,7 +351,7 @@ def test_squeue_is_asked_only_about_jobs_with_a_start_sacct_has_half_recorded() 
     )
     rows = client.query(["77", "78", *ALL_JOBS])
     assert transport.programs() == ["sacct", "squeue"]
-    assert option(transport.calls[1][0], "--jobs") == "77"  # not 78: nothing started there
+    assert option(transport.calls[1][0], "--jobs") == "77,78"  # not the finished jobs
     by_key = {(row.job_id, row.task_index): row.state for row in rows}
     assert by_key[("77", 0)] == "RUNNING"  # not listed by index in sacct yet: added
     assert by_key[("78", 1)] == by_key[("78", 2)] == "PENDING"
@@ -423,7 +414,9 @@ def test_a_task_only_squeue_knows_ended_badly_waits_for_sacct_s_exit_code() -> N
 
 def test_the_same_sacct_answer_is_parsed_once_and_each_caller_gets_its_own_list() -> None:
     final = rec("sacct_final")
-    client, transport = client_for(sacct=[final, final, rec("sacct_running")])
+    client, transport = client_for(
+        sacct=[final, final, rec("sacct_running")], squeue=rec("squeue_running")
+    )
     first = client.query(ALL_JOBS)
     first.clear()  # a caller changing its list changes nothing for the next one
     second = client.query(ALL_JOBS)
