@@ -2,15 +2,19 @@
 
 The bundle holds the design checkout (without ``.git``), every task's config (packed in
 ``task-configs.txt`` with its index, see :mod:`portal.taskconfigs`), ``sweep.tsv``,
-``submission.json``, an empty ``logs/``, a README, and ``job.sbatch`` rendered by the same
-template the portal submits with. Task configs refer to the design through ``DESIGN_DIR``
-only, so the bundle is relocatable: the script is rendered for the folder it will be unpacked
-as (``run_dir``; by default the submission's own run folder on shared storage).
+``submission.json``, an empty ``logs/``, a README, and ``job.sbatch``: the very script the
+portal submitted (``job-<n>.sbatch`` per array of a split sweep), read from the run folder,
+never rendered again from today's settings, so the bundle runs the command that ran. Task
+configs refer to the design through ``DESIGN_DIR`` only, so the bundle is relocatable: for
+another folder (``run_dir``; by default the submission's own run folder on shared storage, and
+then the script is byte for byte the one that ran) only the run folder's path is replaced in
+the script (:func:`relocate_script`).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,9 +23,14 @@ from typing import Any
 from portal.flows.base import FlowError
 from portal.flows.registry import get_flow
 from portal.models import Submission
-from portal.render import RenderError
-from portal.submissions import render_scripts
+from portal.rundir import PathRefused
+from portal.submissions import read_stored_script, stored_script_names
 from portal.taskconfigs import CONFIGS_NAME, INDEX_NAME
+
+#: A folder the script can name bare in every quoting context it uses: shell words, single
+#: and double quotes, #SBATCH values (no space, quote, ``$`` or ``%``, which Slurm expands in
+#: ``--output``).
+SAFE_RUN_DIR_RE = re.compile(r"/[A-Za-z0-9_@+=:,./-]*")
 
 README = """\
 OpenLane Portal export of submission {uuid}
@@ -52,6 +61,25 @@ class ExportError(ValueError):
     """The submission cannot be exported (not staged yet, bad target folder)."""
 
 
+def relocate_script(text: str, run_dir: str, target: str) -> str:
+    """``text`` with its run folder ``run_dir`` replaced by ``target`` wherever it names it
+    (``#SBATCH --chdir/--output/--error``, ``RUN_DIR``, ``DESIGN_DIR`` and any command word
+    under it); nothing else changes. ``target`` must match :data:`SAFE_RUN_DIR_RE`."""
+    if target == run_dir:
+        return text
+    if not SAFE_RUN_DIR_RE.fullmatch(target) or ".." in target.split("/"):
+        raise ExportError(
+            f"--run-dir {target!r}: use an absolute folder of letters, digits and _ @ + = : , "
+            ". - only (the script names it unquoted)"
+        )
+    # Only whole paths: not inside a longer name (/mnt/runs/x, /runs/x2), sub-paths included.
+    pattern = re.compile(rf"(?<![\w.\-/]){re.escape(run_dir)}(?![\w.\-])")
+    relocated, count = pattern.subn(lambda _match: target, text)
+    if not count:
+        raise ExportError(f"the stored script does not name its run folder {run_dir}")
+    return relocated
+
+
 def build_bundle(
     submission: Submission,
     settings: Mapping[str, Any],
@@ -66,26 +94,23 @@ def build_bundle(
     target = Path(run_dir) if run_dir else source
     if not target.is_absolute():
         raise ExportError(f"--run-dir must be an absolute path, got {str(target)!r}")
+    names = stored_script_names(source, first_round=True)
+    if not names:
+        raise ExportError(f"submission {submission.uuid} has no sbatch script: it never ran")
     flow = get_flow(submission.flow)
     try:
         design = flow.find_design(
             source / "design", submission.design_path, pdk_root=str(settings["PDK_ROOT"])
         )
-        rendered = render_scripts(
-            submission,
-            settings,
-            flow,
-            design,
-            [t.index for t in submission.tasks],
-            owner=submission.owner,
-            checkout=source / "design",
-            run_dir=target,
-            max_array_size=int(settings.get("EXPORT_MAX_ARRAY_SIZE") or 1001),
-        )
-    except (FlowError, RenderError) as exc:
+        scripts = [(name, read_stored_script(source, name)) for name in names]
+    except (FlowError, PathRefused) as exc:
         raise ExportError(str(exc)) from None
+    if target != source:
+        scripts = [
+            (name, relocate_script(data.decode(), str(source), str(target)).encode())
+            for name, data in scripts
+        ]
     top = target.name
-    names = " && ".join(f"sbatch {item.file_name}" for item in rendered)
     readme = README.format(
         uuid=submission.uuid,
         short=submission.uuid[:8],
@@ -96,16 +121,16 @@ def build_bundle(
         flow=submission.flow,
         tasks=len(submission.tasks),
         run_dir=target,
-        submit=names,
+        submit=" && ".join(f"sbatch {name}" for name in names),
         config=flow.task_config_name(design),
         configs=CONFIGS_NAME,
         index=INDEX_NAME,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(output, "w:gz") as tar:
-        _add_text(tar, f"{top}/README.txt", readme, 0o644)
-        for item in rendered:
-            _add_text(tar, f"{top}/{item.file_name}", item.text, 0o755)
+        _add_bytes(tar, f"{top}/README.txt", readme.encode(), 0o644)
+        for name, data in scripts:
+            _add_bytes(tar, f"{top}/{name}", data, 0o755)
         for name in ("sweep.tsv", "submission.json", CONFIGS_NAME, INDEX_NAME):
             tar.add(source / name, arcname=f"{top}/{name}")
         tar.add(source / "design", arcname=f"{top}/design", filter=_without_git)
@@ -119,8 +144,7 @@ def _without_git(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if ".git" in parts else info
 
 
-def _add_text(tar: tarfile.TarFile, name: str, text: str, mode: int) -> None:
-    data = text.encode()
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode = len(data), mode
     tar.addfile(info, io.BytesIO(data))

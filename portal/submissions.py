@@ -19,6 +19,7 @@ import dataclasses
 import errno
 import json
 import logging
+import os
 import re
 import shutil
 import uuid
@@ -30,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from portal import launchclaims, policy
+from portal import launchclaims, policy, rundir
 from portal.catalog import ParameterError, load_catalog
 from portal.extensions import db
 from portal.flows.base import Flow, FlowError
@@ -687,6 +688,43 @@ def write_scripts(
         path.write_text(item.text)
         written.append((item.script, path))
     return written
+
+
+#: Names of the scripts launches write into a run folder (see :func:`render_scripts`):
+#: ``job.sbatch`` (``job-<n>.sbatch`` per array of a split sweep) for the first submission,
+#: ``resubmit-<r>.sbatch`` (``resubmit-<r>-<n>.sbatch``) for the r-th resubmission.
+SCRIPT_NAME_RE = re.compile(r"(?:job|resubmit-([1-9][0-9]*))(?:-([0-9]+))?\.sbatch")
+
+
+def stored_script_names(run_dir: str | Path | None, *, first_round: bool = False) -> list[str]:
+    """The sbatch scripts that ran, as the launches wrote them into ``run_dir`` (sbatch read
+    these very files): the first submission's in array order, then each resubmission's; only
+    the first submission's with ``first_round``. Empty when the run folder holds none."""
+    if not run_dir:
+        return []
+    try:
+        with os.scandir(run_dir) as entries:
+            names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = SCRIPT_NAME_RE.fullmatch(name)
+        if match and not (first_round and match.group(1)):
+            found.append((int(match.group(1) or 0), int(match.group(2) or -1), name))
+    return [name for _round, _chunk, name in sorted(found)]
+
+
+def read_stored_script(run_dir: str | Path, name: str, owners: rundir.Owners = None) -> bytes:
+    """The bytes of the stored script ``name`` (one of :func:`stored_script_names`), read
+    confined to ``run_dir``; raises :class:`~portal.rundir.PathRefused` for any other name, a
+    symlink or a missing file."""
+    if not SCRIPT_NAME_RE.fullmatch(name):
+        raise rundir.PathRefused(f"{name!r} is not an sbatch script of the portal")
+    if os.path.islink(os.path.join(run_dir, name)):
+        raise rundir.PathRefused(f"{name} is a symbolic link, not the script that ran")
+    with rundir.open_confined(run_dir, name, owners) as handle:
+        return handle.read()
 
 
 def preview_script(

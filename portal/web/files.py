@@ -1,5 +1,5 @@
 """Blueprint ``files``: a task's files, its whole folder as tar.gz, the layout preview, the
-console tail, and the creation of share links.
+console tail, the sbatch script(s) that ran, and the creation of share links.
 
 Every path a request names is confined to the task folder by :mod:`portal.rundir` (no ``..``,
 absolute paths, NUL or symlinks leading out); anything refused, missing or not a regular file
@@ -15,7 +15,19 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, request, send_file, session
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import SelectField
@@ -24,9 +36,11 @@ from wtforms.validators import InputRequired
 from portal import rundir
 from portal.extensions import db
 from portal.layout import LayoutError, render_gds_png
-from portal.models import Submission, audit
+from portal.models import Submission, SubmissionState, audit
+from portal.submissions import read_stored_script, stored_script_names
 from portal.taskconfigs import read_task_config
 from portal.web import detail
+from portal.web.access import is_admin
 from portal.web.sharing import Viewer, dual_route, make_token, owner_viewer, share_url
 
 bp = Blueprint("files", __name__)
@@ -214,6 +228,54 @@ def _download_log(submission: Submission, name: str | None) -> Any:
         as_attachment=True,
         download_name=f"{submission.uuid[:8]}-{os.path.basename(name)}",
     )
+
+
+# --------------------------------------------------------------------------- the script that ran
+
+
+@bp.get("/submissions/<uuid>/script")
+@login_required
+def script(uuid: str) -> Any:
+    """The sbatch script(s) that ran, exactly as the launch wrote them into the run folder and
+    sbatch read them (owner and admins). Before a launch there is none; admins then get a link
+    to the preview of a waiting submission, labelled as such."""
+    submission = owner_viewer(uuid).submission
+    owners = detail.file_owners(submission)
+    scripts = []
+    for name in stored_script_names(submission.run_dir):
+        try:
+            data = read_stored_script(str(submission.run_dir), name, owners)
+        except rundir.PathRefused:
+            continue
+        scripts.append({"name": name, "size": len(data), "text": data.decode(errors="replace")})
+    preview_url = None
+    if (
+        not scripts
+        and submission.state == SubmissionState.AWAITING_APPROVAL
+        and is_admin(current_user)
+        and "admin.script" in current_app.view_functions
+    ):
+        preview_url = url_for("admin.script", uuid=submission.uuid)
+    return render_template(
+        "detail/script.html", submission=submission, scripts=scripts, preview_url=preview_url
+    )
+
+
+@bp.get("/submissions/<uuid>/script/<name>")
+@login_required
+def script_file(uuid: str, name: str) -> Any:
+    """One script that ran, as an attachment, byte for byte the run folder's file."""
+    submission = owner_viewer(uuid).submission
+    if not submission.run_dir:
+        abort(404)
+    try:
+        data = read_stored_script(submission.run_dir, name, detail.file_owners(submission))
+    except rundir.PathRefused:
+        abort(404)
+    response = Response(data, mimetype="text/plain")
+    download = _download_name(f"{submission.uuid[:8]}-{name}")
+    response.headers["Content-Disposition"] = f'attachment; filename="{download}"'
+    return response
 
 
 # --------------------------------------------------------------------------- share links
