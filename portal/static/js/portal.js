@@ -3,6 +3,8 @@
  *   data-dismiss="flash"     close button of a flash message
  *   data-copy="#selector"    copy the text of the selected element to the clipboard
  *   data-confirm="question"  on a <form>: ask before submitting
+ * A table box (.table-wrap) or a <pre> that scrolls (a wide table on a phone, a long script)
+ * is made reachable from the keyboard (tabindex=0) while, and only while, it overflows.
  */
 (function () {
   "use strict";
@@ -30,6 +32,46 @@
     var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
+
+  var SCROLLERS = ".table-wrap, pre";
+
+  function scrolls(box) {
+    var style = window.getComputedStyle(box);
+    var x = /auto|scroll/.test(style.overflowX) && box.scrollWidth > box.clientWidth;
+    var y = /auto|scroll/.test(style.overflowY) && box.scrollHeight > box.clientHeight;
+    return x || y;
+  }
+
+  function markScrollers() {
+    document.querySelectorAll(SCROLLERS).forEach(function (box) {
+      var ours = box.getAttribute("data-scroll-focus") === "1";
+      if (scrolls(box)) {
+        if (box.hasAttribute("tabindex")) return;
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("data-scroll-focus", "1");
+      } else if (ours) {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("data-scroll-focus");
+      }
+    });
+  }
+
+  var pending = 0;
+  function markSoon() {
+    window.cancelAnimationFrame(pending);
+    pending = window.requestAnimationFrame(markScrollers);
+  }
+
+  window.addEventListener("resize", markSoon);
+  window.addEventListener("load", markSoon);
+  document.addEventListener("change", markSoon); // e.g. columns shown or hidden
+  document.addEventListener("htmx:afterSettle", markSoon);
+  document.addEventListener("toggle", markSoon, true); // a <details> opened or closed
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", markSoon);
+  } else {
+    markSoon();
+  }
 
   // htmx: an expired session answers 401 with HX-Redirect (followed by htmx itself); show
   // other failed partial updates instead of failing silently.
