@@ -1,9 +1,13 @@
-/* OpenLane Portal — the Pareto plot of a submission (Chart.js 4 scatter).
- * Data comes from the JSON in the data-chart attribute of <template id="chart-data"> inside
- * [data-pareto] (parsed, never evaluated; htmx would drop a <script> island when it swaps the
- * section in); changing an axis fetches data-results-url?x=..&y=.., whose
+/* OpenLane Portal — the metrics section of a submission: the Pareto plot (Chart.js 4 scatter)
+ * and the metrics table's column chooser.
+ * Plot data comes from the JSON in the data-chart attribute of <template id="chart-data">
+ * inside [data-pareto] (parsed, never evaluated; htmx would drop a <script> island when it
+ * swaps the section in); changing an axis fetches data-results-url?x=..&y=.., whose
  * Pareto front and best tasks are computed by the server (portal.dse). Clicking a point opens
  * that task in the task panel.
+ * [data-column-chooser] holds one checkbox per column (input[data-column=NAME]); the table's
+ * cells of that column carry data-col=NAME. What the designer ticks is remembered in this
+ * browser (localStorage) for every submission; columns never chosen keep the page's default.
  */
 (function () {
   "use strict";
@@ -167,10 +171,84 @@
     if (ySelect) ySelect.addEventListener("change", reload);
   }
 
+  // ------------------------------------------------------------------ table columns
+
+  var COLUMNS_KEY = "openlane-portal.metrics-columns";
+
+  function savedColumns() {
+    try {
+      var saved = JSON.parse(window.localStorage.getItem(COLUMNS_KEY) || "{}");
+      return saved && typeof saved === "object" ? saved : {};
+    } catch (error) {
+      return {}; // storage refused or unreadable: the page's defaults apply
+    }
+  }
+
+  function saveColumn(name, shown) {
+    var saved = savedColumns();
+    saved[name] = shown;
+    try {
+      window.localStorage.setItem(COLUMNS_KEY, JSON.stringify(saved));
+    } catch (error) {
+      // storage refused (private window, quota): the choice holds until the page is left
+    }
+  }
+
+  function setupColumns(chooser) {
+    if (chooser.getAttribute("data-ready") === "1") return;
+    chooser.setAttribute("data-ready", "1");
+    var section = chooser.closest("section") || document;
+    var table = section.querySelector("[data-metrics-table]");
+    if (!table) return;
+    var boxes = Array.prototype.slice.call(chooser.querySelectorAll("input[data-column]"));
+    var saved = savedColumns();
+    boxes.forEach(function (box) {
+      var name = box.getAttribute("data-column");
+      if (typeof saved[name] === "boolean") box.checked = saved[name];
+    });
+
+    function apply() {
+      var shown = new Map();
+      boxes.forEach(function (box) { shown.set(box.getAttribute("data-column"), box.checked); });
+      table.querySelectorAll("[data-col]").forEach(function (cell) {
+        var name = cell.getAttribute("data-col");
+        if (shown.has(name)) cell.hidden = !shown.get(name);
+      });
+    }
+
+    apply();
+    chooser.hidden = false;
+    chooser.addEventListener("change", function (event) {
+      var box = event.target.closest("input[data-column]");
+      if (!box) return;
+      saveColumn(box.getAttribute("data-column"), box.checked);
+      apply();
+    });
+  }
+
+  // An open chooser closes on a click elsewhere or on Escape, like a menu.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("[data-column-chooser][open]").forEach(function (chooser) {
+      if (!chooser.contains(event.target)) chooser.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("[data-column-chooser][open]").forEach(function (chooser) {
+      chooser.open = false;
+      var summary = chooser.querySelector("summary");
+      if (summary && chooser.contains(document.activeElement)) summary.focus();
+    });
+  });
+
+  // ------------------------------------------------------------------ wiring
+
   function init(root) {
     if (!root || !root.querySelectorAll) return;
     if (root.matches && root.matches("[data-pareto]")) setup(root);
     root.querySelectorAll("[data-pareto]").forEach(setup);
+    if (root.matches && root.matches("[data-column-chooser]")) setupColumns(root);
+    root.querySelectorAll("[data-column-chooser]").forEach(setupColumns);
   }
 
   document.addEventListener("htmx:load", function (event) {
