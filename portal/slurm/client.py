@@ -12,7 +12,8 @@ run through ``sudo -n -u <user>``, every query keeps running as the portal's acc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,10 @@ DEFAULT_MAX_ARRAY_SIZE = 1001
 DEFAULT_MAX_JOB_COUNT = 10000
 #: Slurm's MinJobAge default, in seconds.
 DEFAULT_MIN_JOB_AGE = 300
+
+#: Seconds a pending reason squeue gave is reused while sacct's answer stays the same (and
+#: no pending task may have started): a queue waiting unchanged costs one sacct per cycle.
+PENDING_REASON_MAX_AGE = 30.0
 
 #: sacct messages meaning "this cluster keeps no accounting": squeue is the only source.
 ACCOUNTING_DISABLED_MESSAGES = (
@@ -69,11 +74,21 @@ def accounting_disabled(stderr: str) -> bool:
 class SlurmClient:
     """Submit, query and cancel Slurm jobs through one transport."""
 
-    def __init__(self, transport: Transport, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        timeout: float = 60,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.transport = transport
         self.timeout = timeout
+        self.clock = clock
         self._config: dict[str, str] | None = None
         self._last_sacct: tuple[str, list[TaskRow]] = ("", [])
+        #: sacct's and squeue's answers, their merge, when squeue was asked, and whether a
+        #: pending task in that sacct answer may have started
+        self._last_pending: tuple[str, str, list[TaskRow], float, bool] = ("", "", [], 0.0, True)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -136,7 +151,7 @@ class SlurmClient:
             raise SlurmError(argv, result.returncode, result.stderr)
         rows = self._parse_sacct(result.stdout)
         missing = set(ids) - {row.job_id for row in rows}
-        rows = self._follow_pending(rows)
+        rows = self._follow_pending(rows, result.stdout)
         rows = self._follow_requeues(rows)
         if missing:
             found = self._squeue_quietly(sorted(missing, key=_job_sort_key))
@@ -150,30 +165,31 @@ class SlurmClient:
             self._last_sacct = (stdout, commands.parse_sacct(stdout))
         return list(self._last_sacct[1])
 
-    def _follow_pending(self, rows: list[TaskRow]) -> list[TaskRow]:
-        """Where sacct shows pending tasks, ONE ``squeue --states=PENDING,RUNNING`` over their
-        jobs. A task squeue shows pending takes squeue's reason (Priority, Resources,
-        JobHeldUser...: slurmctld's current one, which sacct does not follow); a task squeue
-        shows running takes squeue's row (slurmdbd records starts seconds late, so sacct may
-        still say PENDING, or list the array as one pending job without indices). Tasks only
-        squeue lists are added. A failing squeue leaves sacct's answer standing."""
-        waiting = sorted({row.job_id for row in rows if row.state == PENDING}, key=_job_sort_key)
-        if not waiting:
+    def _follow_pending(self, rows: list[TaskRow], sacct_text: str) -> list[TaskRow]:
+        """Where sacct (which printed ``sacct_text``) shows pending tasks, at most ONE
+        ``squeue --states=PENDING,RUNNING`` over their jobs (:func:`_merge_pending`); a
+        failing squeue leaves sacct's answer standing. While sacct answers the same and no
+        pending task may have started (:func:`~portal.slurm.commands.may_have_started`),
+        the last merge is reused for :data:`PENDING_REASON_MAX_AGE` seconds without asking
+        squeue (a fresh list each time)."""
+        last_sacct, last_answer, merged, asked_at, lagging = self._last_pending
+        now = self.clock()
+        if sacct_text == last_sacct and not lagging and now - asked_at < PENDING_REASON_MAX_AGE:
+            return list(merged)
+        pending = [row for row in rows if row.state == PENDING]
+        if not pending:
             return rows
-        live = {
-            (row.job_id, row.task_index): row
-            for row in self._squeue_quietly(waiting, (PENDING, RUNNING))
-            if row.state in (PENDING, RUNNING)
-        }
-        merged = []
-        for row in rows:
-            now = live.pop((row.job_id, row.task_index), None)
-            if now is not None and row.state == PENDING:
-                row = now if now.state == RUNNING else row._replace(reason=now.reason)
-            merged.append(row)
-        known = {(row.job_id, row.task_index) for row in rows}
-        merged.extend(row for key, row in live.items() if key not in known)
-        return merged
+        waiting = sorted({row.job_id for row in pending}, key=_job_sort_key)
+        try:
+            answer = self._squeue_text(waiting, states=(PENDING, RUNNING))
+        except SlurmError as exc:
+            log.warning("squeue complementing sacct failed: %s", exc)
+            return rows
+        if (sacct_text, answer) != (last_sacct, last_answer):
+            merged = _merge_pending(rows, commands.parse_squeue(answer))
+        lagging = any(commands.may_have_started(row) for row in pending)
+        self._last_pending = (sacct_text, answer, merged, now, lagging)
+        return list(merged)
 
     def _follow_requeues(self, rows: list[TaskRow]) -> list[TaskRow]:
         """A task sacct shows as NODE_FAIL or PREEMPTED may have been requeued: Slurm then
@@ -194,19 +210,27 @@ class SlurmClient:
             for row in rows
         ]
 
+    def _squeue_text(
+        self,
+        job_ids: Sequence[str] = (),
+        names: Sequence[str] = (),
+        states: Sequence[str] = (),
+    ) -> str:
+        argv = commands.squeue_argv(job_ids, names=names, states=states)
+        result = self._run(argv)
+        if not result.ok:
+            if _INVALID_JOB_ID in result.stderr:
+                return ""  # squeue -j of one id it no longer knows
+            raise SlurmError(argv, result.returncode, result.stderr)
+        return result.stdout
+
     def _squeue(
         self,
         job_ids: Sequence[str] = (),
         names: Sequence[str] = (),
         states: Sequence[str] = (),
     ) -> list[TaskRow]:
-        argv = commands.squeue_argv(job_ids, names=names, states=states)
-        result = self._run(argv)
-        if not result.ok:
-            if _INVALID_JOB_ID in result.stderr:
-                return []  # squeue -j of one id it no longer knows
-            raise SlurmError(argv, result.returncode, result.stderr)
-        return commands.parse_squeue(result.stdout)
+        return commands.parse_squeue(self._squeue_text(job_ids, names, states))
 
     def _squeue_quietly(self, job_ids: Sequence[str], states: Sequence[str] = ()) -> list[TaskRow]:
         """squeue as a complement to sacct: its failure leaves sacct's answer standing."""
@@ -293,6 +317,25 @@ class SlurmClient:
     def nodes(self) -> list[Node]:
         """Compute nodes with state, CPUs (total and allocated) and memory."""
         return list(self.sinfo().nodes)
+
+
+def _merge_pending(rows: list[TaskRow], live: list[TaskRow]) -> list[TaskRow]:
+    """sacct's ``rows`` completed by squeue's pending and running rows ``live``: a task squeue
+    shows pending takes squeue's reason (Priority, Resources, JobHeldUser...: slurmctld's
+    current one, which sacct does not follow); a task sacct calls pending that squeue shows
+    running takes squeue's row (slurmdbd records starts seconds late, so sacct may still say
+    PENDING, or list the array as one pending job without indices). Tasks only squeue lists
+    are added; squeue never replaces a row sacct has in another state."""
+    now = {(row.job_id, row.task_index): row for row in live if row.state in (PENDING, RUNNING)}
+    merged = []
+    for row in rows:
+        seen = now.pop((row.job_id, row.task_index), None)
+        if seen is not None and row.state == PENDING:
+            row = seen if seen.state == RUNNING else row._replace(reason=seen.reason)
+        merged.append(row)
+    known = {(row.job_id, row.task_index) for row in rows}
+    merged.extend(row for key, row in now.items() if key not in known)
+    return merged
 
 
 def _job_sort_key(job_id: str) -> tuple[int, str]:

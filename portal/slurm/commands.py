@@ -433,6 +433,16 @@ def _append_rows(rows: list[TaskRow], job_field: str, raw_id: str, values: tuple
         rows.append(TaskRow(job_id, int(index_text), raw_id, *values))
 
 
+def may_have_started(row: TaskRow) -> bool:
+    """True for a task sacct reports PENDING that slurmctld may already have started.
+
+    slurmdbd records starts asynchronously (seconds late on a busy controller): for a while
+    sacct shows such a job PENDING, yet already with its node and start time (recorded in
+    ``sacct_start_lag``). A pending task without either, held or queued, cannot have started.
+    """
+    return row.state == PENDING and (row.node is not None or row.start is not None)
+
+
 def pending_reason(row: TaskRow) -> str | None:
     """Why Slurm keeps the task of ``row`` waiting (``Priority``, ``Resources``,
     ``JobHeldUser``...: squeue's ``%r``), at most :data:`MAX_REASON_LENGTH` characters; None

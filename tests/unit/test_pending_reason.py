@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.slurm.client import SlurmClient
+from portal.slurm.client import PENDING_REASON_MAX_AGE, SlurmClient
 from portal.slurm.commands import MAX_REASON_LENGTH, TaskRow, parse_sacct, pending_reason
 from portal.slurm.testing import ScriptedTransport, recorded_result
 from portal.slurm.transports import CommandResult
@@ -102,3 +102,52 @@ def test_pending_reason_only_for_pending_tasks_and_bounded() -> None:
     waiting = TaskRow("5", 1, "5", "PENDING", reason="X" * 400)
     assert pending_reason(waiting) == "X" * MAX_REASON_LENGTH
     assert pending_reason(TaskRow("5", 2, "5", "PENDING")) is None
+
+
+def test_an_unchanged_queue_reuses_squeue_s_reasons_for_a_while() -> None:
+    """While sacct answers the same, squeue is asked again only after PENDING_REASON_MAX_AGE
+    seconds: a queue waiting unchanged costs one sacct per cycle, like before reasons."""
+    line = "77_[0-1]|77|PENDING|0:0||Unknown|Unknown|00:00:00|None|x\n"
+    other = "78_0|78|PENDING|0:0||Unknown|Unknown|00:00:00|None|x\n"
+    held = CommandResult(0, "77|0-1|77|PENDING||N/A|N/A|0:00|JobHeldUser|x\n", "")
+    queued = CommandResult(0, "77|0-1|77|PENDING||N/A|N/A|0:00|Priority|x\n", "")
+    now = [100.0]
+    transport = ScriptedTransport(
+        {
+            "sacct": [CommandResult(0, line, "")] * 3 + [CommandResult(0, line + other, "")],
+            "squeue": [held, queued, queued],
+        }
+    )
+    client = SlurmClient(transport, clock=lambda: now[0])
+    first = client.query(["77"])
+    now[0] += PENDING_REASON_MAX_AGE - 1
+    second = client.query(["77"])
+    assert transport.programs() == ["sacct", "squeue", "sacct"]  # reused: no squeue
+    assert second == first and second is not first
+    assert all(a is b for a, b in zip(first, second, strict=True))  # merged once
+    first.clear()  # a caller changing its list changes nothing for the next one
+    assert {pending_reason(row) for row in second} == {"JobHeldUser"}
+    now[0] += 1
+    assert {pending_reason(row) for row in client.query(["77"])} == {"Priority"}  # too old
+    assert transport.programs()[3:] == ["sacct", "squeue"]
+    rows = client.query(["77", "78"])  # a new sacct answer: squeue is asked at once
+    assert transport.programs()[5:] == ["sacct", "squeue"]
+    assert {(row.job_id, pending_reason(row)) for row in rows} == {
+        ("77", "Priority"),
+        ("78", None),
+    }
+
+
+def test_a_start_sacct_has_half_recorded_is_checked_every_time() -> None:
+    lagging = "77|77|PENDING|0:0|vm|2026-11-23T13:00:00|Unknown|00:00:00|None|allocation\n"
+    running = "77|0|79|RUNNING|vm|2026-11-23T13:00:00|N/A|0:05|None|x\n"
+    client, transport = client_for(
+        sacct=CommandResult(0, lagging, ""), squeue=CommandResult(0, running, "")
+    )
+    for _ in range(3):
+        rows = client.query(["77"])
+        assert {(row.task_index, row.state) for row in rows} == {
+            (None, "PENDING"),
+            (0, "RUNNING"),
+        }
+    assert transport.programs() == ["sacct", "squeue"] * 3
