@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -157,13 +158,19 @@ def test_exported_bundle_runs_the_command_that_ran_and_gets_the_portal_s_results
     )
     assert run.returncode == 0, run.stderr
     job = run.stdout.strip().split(";")[0]
-    states = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State,ExitCode"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert sorted(states) == [f"{job}_0|COMPLETED|0:0", f"{job}_1|COMPLETED|0:0"]
+    wanted = [f"{job}_0|COMPLETED|0:0", f"{job}_1|COMPLETED|0:0"]
+    deadline = time.monotonic() + 60
+    while True:  # slurmdbd records the tasks' ends a moment after sbatch --wait returns
+        states = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State,ExitCode"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if sorted(states) == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert sorted(states) == wanted
     assert f"olp-{uuid}" in (target / "job.sbatch").read_text()
     for index, metrics in portal_results.items():
         assert (target / "tasks" / str(index) / "exit_code").read_text() == "0\n"
