@@ -404,6 +404,8 @@ def test_preview_shows_the_exact_array_script_and_keeps_nothing(web, example_rep
     assert "#SBATCH --array=0-5" in script
     assert "#SBATCH --partition=debug" in script and "#SBATCH --account=openlane" in script
     assert "#SBATCH --job-name=olp-" in script
+    # The preview says plainly what the script that runs will have otherwise.
+    assert "What will differ:" in fragment and "submission id" in fragment
     assert submissions_count(app) == 0 and run_dirs(app) == []
 
     bad = post_form(
