@@ -854,6 +854,7 @@ def _record_job(submission: Submission, script: ArrayScript, job_id: str) -> Non
         "ended_at": None,
         "elapsed_seconds": None,
         "metrics": None,
+        "pending_reason": None,
     }
     mine = Task.submission_id == submission.id
     if indices and indices[-1] - indices[0] + 1 == len(indices):  # one contiguous range
@@ -976,7 +977,7 @@ def _mark_pending_cancelled(submission: Submission, wanted: set[int] | None) -> 
 
     for task in submission.tasks:
         if task.state == PENDING and (wanted is None or task.index in wanted):
-            task.state = "CANCELLED"
+            task.state, task.pending_reason = "CANCELLED", None
             task.ended_at = utcnow()
     update_submission_states({submission.id})
 

@@ -105,6 +105,7 @@ def site_pages(site: Site) -> dict[str | None, list[str]]:
             "/submissions/new",
             f"/submissions/{site.finished}",
             f"/submissions/{site.waiting}",
+            f"/submissions/{site.finished}/script",
             "/account/",
             "/account/tokens",
         ],
