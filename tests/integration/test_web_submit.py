@@ -11,11 +11,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,7 +31,7 @@ from portal.web.submit_forms import (
     params_from_fields,
     sweep_from_rows,
 )
-from tests.fixtures.gitdaemon import closed_port
+from tests.fixtures.gitdaemon import closed_port, stalled_server
 from tests.integration import engine_helpers
 from tests.integration.web_helpers import PASSWORD, add_user, login, post_form
 
@@ -854,50 +850,14 @@ def test_after_a_submit_every_error_is_at_its_field(web):
 # --------------------------------------------------------------------------- a silent cluster
 
 
-@dataclass
-class SilentHost:
-    """A loopback port that accepts connections and never answers; counts them."""
-
-    port: int = 0
-    accepted: int = 0
-    held: list[socket.socket] = field(default_factory=list)
-
-
-@contextmanager
-def silent_host() -> Iterator[SilentHost]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    host = SilentHost(port=int(server.getsockname()[1]))
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            with suppress(TimeoutError, OSError):
-                conn, _ = server.accept()
-                host.held.append(conn)
-                host.accepted += 1
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield host
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        for conn in host.held:
-            conn.close()
-        server.close()
-
-
 def test_the_form_does_not_wait_for_a_silent_cluster_and_asks_it_once(make_app, tmp_path):
-    with silent_host() as host:
+    held: list[socket.socket] = []
+    with stalled_server(held) as port:
         app = make_app(
             RUN_ROOT=str(tmp_path / "runs"),
             SLURM_TRANSPORT="ssh",
             SLURM_SSH_HOST="127.0.0.1",
-            SLURM_SSH_PORT=host.port,
+            SLURM_SSH_PORT=port,
             SLURM_PARTITION="debug",
         )
         add_user(app, "ada")
@@ -913,4 +873,4 @@ def test_the_form_does_not_wait_for_a_silent_cluster_and_asks_it_once(make_app, 
         assert "the cluster does not answer right now" in fragment
         assert 'data-ready="no"' in fragment
         # four pages and an estimate, one sinfo (whose one reconnect may fall in the test)
-        assert 1 <= host.accepted <= 2
+        assert 1 <= len(held) <= 2
