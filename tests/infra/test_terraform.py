@@ -23,6 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TF_ROOT = REPO_ROOT / "terraform"
 
 CLOUD_ROOTS = ["aws", "gcp", "openstack"]
+# The one copy of the cloud roots' common interface; each cloud root's variables.tf links to it.
+COMMON_VARIABLES_FILE = TF_ROOT / "common" / "variables.tf"
+COMMON_VARIABLES_LINK = "../common/variables.tf"
 PROVIDER_FREE = ["modules/inventory", "modules/cluster_design", "existing_hosts"]
 ALL_MODULES = CLOUD_ROOTS + PROVIDER_FREE
 EXPECTED_PROVIDERS = {
@@ -220,20 +223,47 @@ def test_versions_pin_terraform_and_providers(module):
         assert re.fullmatch(r"~> \d+\.\d+", _unq(spec["version"])), f"{name} is not pinned"
 
 
+def _variables_in(path: Path) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for block in _load(path).get("variable", []):
+        found.update({_unq(k): v for k, v in block.items() if not k.startswith("__")})
+    return found
+
+
 def test_cloud_roots_share_one_variable_interface():
-    texts = {m: (TF_ROOT / m / "variables.tf").read_text() for m in CLOUD_ROOTS}
-    assert texts["aws"] == texts["gcp"] == texts["openstack"], (
-        "variables.tf must be the same file in aws/, gcp/ and openstack/"
+    """One source: the three cloud roots' variables.tf are relative links to common/variables.tf."""
+    assert COMMON_VARIABLES_FILE.is_file() and not COMMON_VARIABLES_FILE.is_symlink()
+    links = [TF_ROOT / m / "variables.tf" for m in CLOUD_ROOTS]
+    for link in links:
+        assert link.is_symlink(), f"{link.relative_to(TF_ROOT)} must be a link, not a copy"
+        # relative, so it resolves in any clone or copy of the tree
+        assert os.readlink(link) == COMMON_VARIABLES_LINK, os.readlink(link)
+        assert link.resolve() == COMMON_VARIABLES_FILE.resolve()
+    # Git stores them as links (mode 120000), so a fresh clone has links too.
+    staged = subprocess.run(
+        ["git", "ls-files", "--stage", "--", *(str(p.relative_to(REPO_ROOT)) for p in links)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert set(_blocks("aws", "variable")) - PROVIDER_VARIABLES["aws"] == COMMON_VARIABLES
-    controller = _blocks("aws", "variable")["controller"]
-    assert "count" in controller["type"] and "size" in controller["type"]
+    assert staged.returncode == 0, staged.stderr
+    modes = {line.split("\t")[1]: line.split()[0] for line in staged.stdout.splitlines()}
+    assert modes == {str(p.relative_to(REPO_ROOT)): "120000" for p in links}, staged.stdout
+    common = _variables_in(COMMON_VARIABLES_FILE)
+    assert set(common) == COMMON_VARIABLES
+    assert "count" in common["controller"]["type"] and "size" in common["controller"]["type"]
 
 
 @pytest.mark.parametrize("module", CLOUD_ROOTS)
 def test_cloud_roots_add_only_their_provider_inputs(module):
+    # Read through the link: the module itself declares every common variable...
     names = set(_blocks(module, "variable"))
-    assert names - COMMON_VARIABLES == PROVIDER_VARIABLES[module]
+    assert names == COMMON_VARIABLES | PROVIDER_VARIABLES[module]
+    assert set(_variables_in(TF_ROOT / module / "variables.tf")) == COMMON_VARIABLES
+    # ...and its own file only the provider's (a common one declared twice would not load).
+    own = set(_variables_in(TF_ROOT / module / f"variables_{module}.tf"))
+    assert own == PROVIDER_VARIABLES[module]
     assert (TF_ROOT / module / "terraform.tfvars.example").is_file()
 
 
@@ -295,6 +325,25 @@ def test_provider_free_module_inits_validates_and_passes_terraform_test(module, 
     assert run.returncode == 0, run.stdout + run.stderr
     summary = re.search(r"Success! (\d+) passed, 0 failed\.", run.stdout)
     assert summary and int(summary.group(1)) >= 2, run.stdout
+
+
+def test_terraform_loads_the_common_variables_through_the_link(tf_env, tmp_path):
+    """Terraform follows a linked variables.tf in a root module (the clouds' own need providers).
+
+    A provider-free root beside the cloud roots links variables.tf exactly as they do and refers
+    to every common variable; validate fails on an undeclared one if the link is not read.
+    """
+    tree = tmp_path / "terraform"
+    shutil.copytree(TF_ROOT / "common", tree / "common")
+    probe = tree / "probe"
+    probe.mkdir()
+    (probe / "variables.tf").symlink_to(os.readlink(TF_ROOT / "aws" / "variables.tf"))
+    refs = "\n".join(f"    {name} = var.{name}" for name in sorted(COMMON_VARIABLES))
+    (probe / "outputs.tf").write_text(f'output "seen" {{\n  value = {{\n{refs}\n  }}\n}}\n')
+    assert _tf(["init", "-backend=false", "-no-color"], probe, tf_env).returncode == 0
+    validate = _tf(["validate", "-json", "-no-color"], probe, tf_env)
+    report = json.loads(validate.stdout)
+    assert report["valid"] is True and report["error_count"] == 0, validate.stdout
 
 
 EXISTING_HOSTS_TFVARS = """
