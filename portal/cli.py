@@ -874,9 +874,10 @@ def export(app: Flask, ident: str, output: Path, run_dir: Path | None) -> None:
 def poll(app: Flask, once: bool) -> None:
     """Follow Slurm: one sacct call per cycle for every unfinished task."""
     from portal.cluster import slurm_client
+    from portal.launcher import HandOver
     from portal.metrics import RecordingPoller
 
-    poller = RecordingPoller(app, slurm_client(app.config))
+    poller = RecordingPoller(app, slurm_client(app.config), hand_over=HandOver(app))
     if once:
         try:
             stats = poller.run_cycle()

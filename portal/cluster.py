@@ -11,10 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from portal.errors import SubmissionError
 from portal.models import User
 from portal.slurm.client import SlurmClient
 from portal.slurm.transports import run_as_mode, transport_from_settings
-from portal.submissions import SubmissionError
 
 #: A portable Unix login name: no leading ``-`` (an option to sudo) or ``#`` (a uid to sudo).
 UNIX_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from portal.flows.base import FlowError
 from portal.flows.registry import get_flow
+from portal.flows.types import FlowError
 from portal.models import Submission
 from portal.rundir import PathRefused
 from portal.submissions import read_stored_script, stored_script_names

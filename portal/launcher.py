@@ -5,22 +5,28 @@ browser should wait. :func:`submit_request` therefore records the submission (st
 and hands the launch to a background thread with its own app context. If the process dies
 mid-launch, the poller relaunches submissions stuck in STAGING/SUBMITTING once their launch claim
 expired (:mod:`portal.launchclaims`), and the launch is idempotent by job name, so no array is
-submitted twice.
+submitted twice. :class:`HandOver` is what the poller runs for that each cycle: the poller is
+given it (``Poller(..., hand_over=HandOver(app))``) and never imports this module.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy import select
 
+from portal import launchclaims
 from portal import submissions as svc
 from portal.cluster import slurm_client
 from portal.extensions import db
 from portal.models import Submission, SubmissionState, User
 
 log = logging.getLogger(__name__)
+
+STUCK_AFTER = timedelta(minutes=2)
 
 
 def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> Submission:
@@ -70,3 +76,48 @@ def _launch_by_id(app: Flask, submission_id: int) -> None:
             log.exception("launch of submission %s failed", submission_id)
         finally:
             db.session.remove()
+
+
+def find_stuck(older_than: timedelta = STUCK_AFTER) -> list[Submission]:
+    """Submissions left in STAGING/SUBMITTING by a process that died mid-launch: their launch
+    claim expired, or no launch claimed them within ``older_than``."""
+    return list(
+        db.session.scalars(
+            select(Submission).where(
+                Submission.state.in_([SubmissionState.STAGING, SubmissionState.SUBMITTING]),
+                launchclaims.abandoned(older_than),
+            )
+        )
+    )
+
+
+class HandOver:
+    """The poller's hand-over of launches, called first in each cycle that holds the lease.
+
+    Starts a launch for each submission a dead process left mid-launch (its claim expired) and
+    each retry that is due: in launcher threads, never inside the cycle; each launch takes the
+    submission's claim first, so none runs twice. ``launching`` keeps the threads still alive.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.launching: dict[int, threading.Thread] = {}
+
+    def __call__(self) -> list[threading.Thread]:
+        """Start the due launches (in the current app context); returns the new threads."""
+        self.launching = {sid: t for sid, t in self.launching.items() if t.is_alive()}
+        threads = []
+        for submission in [*find_stuck(), *svc.due_retries()]:
+            if submission.id in self.launching:
+                continue
+            if submission.state == SubmissionState.SUBMIT_FAILED:
+                log.info("launching submission %s again (attempt %d)", submission.uuid,
+                         (submission.launch_attempts or 0) + 1)  # fmt: skip
+            else:
+                log.warning("relaunching submission %s left in %s (its launch claim expired)",
+                            submission.uuid, submission.state)  # fmt: skip
+            thread = start_launch(self.app, submission, background=True)
+            if thread is not None:
+                self.launching[submission.id] = thread
+                threads.append(thread)
+        return threads

@@ -16,7 +16,6 @@ slurmdbd down, states stay as they are and the next good cycle catches up).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,20 +26,19 @@ from flask import Flask
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
-from portal import launchclaims, leases
+from portal import leases
 from portal.collect import collect_task_metrics
 from portal.extensions import db
-from portal.models import ACTIVE_STATES, FINAL_STATES, Submission, SubmissionState, Task, utcnow
-from portal.notify import queue_submission_mail
+from portal.models import ACTIVE_STATES, Submission, Task
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import TaskRow, pending_reason
-from portal.slurm.states import COMPLETED, TERMINAL, derive_submission_state, is_terminal
+from portal.slurm.states import COMPLETED, TERMINAL, is_terminal
 from portal.slurm.transports import TransportError
+from portal.tracking import update_submission_states
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "poller"
-STUCK_AFTER = timedelta(minutes=2)
 
 
 @dataclass
@@ -207,55 +205,28 @@ def _write_changes(changes: list[dict[str, Any]]) -> None:
         db.session.execute(statement, batch)
 
 
-def update_submission_states(submission_ids: set[int]) -> int:
-    """Derive each touched submission's state from all its tasks; queue mail when it ends."""
-    if not submission_ids:
-        return 0
-    states: dict[int, list[str]] = {sid: [] for sid in submission_ids}
-    for sid, state in db.session.execute(
-        select(Task.submission_id, Task.state).where(Task.submission_id.in_(list(submission_ids)))
-    ):
-        states[sid].append(state)
-    changed = 0
-    for submission in db.session.scalars(
-        select(Submission).where(Submission.id.in_(list(submission_ids)))
-    ):
-        derived = SubmissionState(derive_submission_state(states[submission.id]))
-        if derived == submission.state:
-            continue
-        submission.state = derived
-        changed += 1
-        if derived in FINAL_STATES:
-            submission.finished_at = utcnow()
-            queue_submission_mail(submission)
-    return changed
-
-
-def find_stuck(older_than: timedelta = STUCK_AFTER) -> list[Submission]:
-    """Submissions left in STAGING/SUBMITTING by a process that died mid-launch: their launch
-    claim expired, or no launch claimed them within ``older_than``."""
-    return list(
-        db.session.scalars(
-            select(Submission).where(
-                Submission.state.in_([SubmissionState.STAGING, SubmissionState.SUBMITTING]),
-                launchclaims.abandoned(older_than),
-            )
-        )
-    )
-
-
 class Poller:
     """One process's poller: lease, backoff, and the cycle."""
 
-    def __init__(self, app: Flask, slurm: SlurmClient, *, holder: str | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        slurm: SlurmClient,
+        *,
+        holder: str | None = None,
+        hand_over: Callable[[], object] | None = None,
+    ) -> None:
+        """``hand_over`` runs first in every cycle this poller holds the lease for: the
+        processes that launch pass :class:`portal.launcher.HandOver`, which starts due retries
+        and relaunches in launcher threads (the poller itself never imports the launcher)."""
         self.app = app
         self.slurm = slurm
         self.holder = holder or leases.holder_id()
+        self.hand_over = hand_over
         self.errors = 0
         self.resume_at = 0.0
         self.last_stats: CycleStats | None = None
         self.memory = PollMemory()
-        self.launching: dict[int, threading.Thread] = {}
 
     @property
     def settings(self) -> Mapping[str, Any]:
@@ -272,7 +243,8 @@ class Poller:
                     return None
                 if time.monotonic() < self.resume_at:
                     return None
-                self.hand_over_launches()
+                if self.hand_over is not None:
+                    self.hand_over()
                 stats = poll_once(
                     self.slurm,
                     self.memory,
@@ -306,30 +278,6 @@ class Poller:
             delay,
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
-
-    def hand_over_launches(self) -> list[threading.Thread]:
-        """Start a launch for each submission a dead process left mid-launch (its claim
-        expired) and each retry that is due: in launcher threads, never inside the cycle; each
-        launch takes the submission's claim first, so none runs twice. Returns the threads."""
-        from portal.launcher import start_launch
-        from portal.submissions import due_retries
-
-        self.launching = {sid: t for sid, t in self.launching.items() if t.is_alive()}
-        threads = []
-        for submission in [*find_stuck(), *due_retries()]:
-            if submission.id in self.launching:
-                continue
-            if submission.state == SubmissionState.SUBMIT_FAILED:
-                log.info("launching submission %s again (attempt %d)", submission.uuid,
-                         (submission.launch_attempts or 0) + 1)  # fmt: skip
-            else:
-                log.warning("relaunching submission %s left in %s (its launch claim expired)",
-                            submission.uuid, submission.state)  # fmt: skip
-            thread = start_launch(self.app, submission, background=True)
-            if thread is not None:
-                self.launching[submission.id] = thread
-                threads.append(thread)
-        return threads
 
     def stop(self) -> None:
         """Release the lease (clean shutdown)."""

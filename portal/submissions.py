@@ -33,9 +33,12 @@ from sqlalchemy import insert, select, update
 
 from portal import launchclaims, policy, rundir
 from portal.catalog import ParameterError, load_catalog
+from portal.cluster import client_for_owner, run_as_user
+from portal.errors import SubmissionError
 from portal.extensions import db
-from portal.flows.base import Flow, FlowError
+from portal.flows.base import Flow
 from portal.flows.registry import get_flow, run_note
+from portal.flows.types import FlowError
 from portal.gitpolicy import (
     GitURLError,
     check_design_path,
@@ -54,14 +57,11 @@ from portal.slurm.transports import TransportError, run_as_mode
 from portal.staging import NO_SPACE, StagingError, share_run_dir, stage_repository
 from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
 from portal.taskconfigs import write_task_configs
+from portal.tracking import update_submission_states
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float | None], None]
-
-
-class SubmissionError(ValueError):
-    """A request the portal refuses; the message is shown to the user as is."""
 
 
 @dataclass(frozen=True)
@@ -765,8 +765,6 @@ def _client_for_owner(
     slurm: SlurmClient, settings: Mapping[str, Any], submission: Submission
 ) -> SlurmClient:
     """With SLURM_RUN_AS='user', a client whose sbatch runs as the owner (whoever called)."""
-    from portal.cluster import client_for_owner
-
     return client_for_owner(slurm, settings, submission.owner)
 
 
@@ -775,8 +773,6 @@ def _share_with_job_user(
 ) -> None:
     """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/ (each task makes
     its own folder there; see :func:`portal.staging.share_run_dir`)."""
-    from portal.cluster import run_as_user
-
     job_user = run_as_user(settings, submission.owner)
     if job_user is not None:
         try:
@@ -973,8 +969,6 @@ def cancel(
 def _mark_pending_cancelled(submission: Submission, wanted: set[int] | None) -> None:
     """Slurm forgets array tasks cancelled while pending (neither sacct nor squeue shows them),
     so the canceller records them; running ones are left to the poller."""
-    from portal.poller import update_submission_states
-
     for task in submission.tasks:
         if task.state == PENDING and (wanted is None or task.index in wanted):
             task.state, task.pending_reason = "CANCELLED", None

@@ -12,11 +12,13 @@ import atexit
 
 from portal import create_app
 from portal.cluster import slurm_client
+from portal.launcher import HandOver
 from portal.metrics import RecordingPoller
 from portal.scheduler import start_scheduler, stop_scheduler
 
 app = create_app()
 
 if app.config.get("POLLER_ENABLED"):
-    _poller = RecordingPoller(app, slurm_client(app.config))  # feeds /metrics
+    # feeds /metrics; hands due retries and expired launches over to launcher threads
+    _poller = RecordingPoller(app, slurm_client(app.config), hand_over=HandOver(app))
     atexit.register(stop_scheduler, start_scheduler(app, _poller), _poller)

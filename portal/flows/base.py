@@ -19,156 +19,36 @@ Nothing here imports Flask.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from shutil import which
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
+from portal.flows.designconfig import read_design_config
+from portal.flows.manifest import load_repo_manifest
+from portal.flows.types import (
+    DEFAULT_PDK,
+    DEFAULT_PDK_ROOT,
+    DEFAULT_SCL,
+    PARAM_NAME_RE,
+    DesignConfig,
+    DesignNotFound,
+    FlowError,
+    InvalidParameter,
+    ParamValue,
+    UnsupportedConfig,
+)
 from portal.shell import ShellVar, Word
 
-if TYPE_CHECKING:
-    from portal.flows.manifest import Manifest
-
-ConfigKind = Literal["json", "tcl", "yaml"]
 FlowName = Literal["openlane1", "openlane2", "librelane"]
 Runtime = Literal["apptainer", "singularity", "native"]
 RUNTIMES: tuple[str, ...] = ("apptainer", "singularity", "native")
 
-#: (line number or None, message). Line numbers are 1-based.
-Issue = tuple[int | None, str]
-
-DEFAULT_PDK_ROOT = "/apps/pdks"
-DEFAULT_PDK = "sky130A"
-DEFAULT_SCL = "sky130_fd_sc_hd"
-
-#: Names a sweep point may set: OpenLane variable names (the catalog uses the same rule).
-PARAM_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _CONFIG_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-Scalar = str | int | float | bool | None
-ParamValue = Scalar | list[Scalar] | tuple[Scalar, ...]
-
-
-class FlowError(Exception):
-    """Base class of every error raised by the flow adapters."""
-
-
-class DesignNotFound(FlowError):
-    """No design configuration at the requested place; ``looked_for`` lists every path tried."""
-
-    def __init__(self, design_dir: Path, looked_for: Sequence[Path], detail: str = "") -> None:
-        self.design_dir = design_dir
-        self.looked_for = list(looked_for)
-        tried = ", ".join(str(p) for p in self.looked_for) or "(nothing)"
-        message = f"no design configuration found in {design_dir}: looked for {tried}"
-        if detail:
-            message += f" ({detail})"
-        super().__init__(message)
-
-
-class UnsupportedConfig(FlowError):
-    """The design's configuration cannot be used with this flow (e.g. Tcl with OpenLane 2)."""
-
-
-class InvalidParameter(FlowError):
-    """A sweep parameter name or value cannot be written safely into a task configuration."""
-
-
-@dataclass(frozen=True)
-class Unresolved:
-    """Something in a design config the portal could not evaluate without running it.
-
-    ``name`` is the variable (or, for a statement such as ``source``, the command word);
-    ``reason`` says why, e.g. "set inside an if block (conditions are not evaluated)".
-    """
-
-    name: str
-    line: int | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "line": self.line, "reason": self.reason}
-
-
-@dataclass
-class DesignConfig:
-    """A design configuration file, read (never executed) and resolved as far as possible.
-
-    ``values`` maps each variable to its value for the chosen PDK/SCL, with ``dir::`` paths made
-    absolute, ``ref::``/``expr::`` and Tcl ``$::env(...)``/``[expr ...]`` evaluated where
-    possible. Anything that could not be evaluated is listed in ``unresolved`` (and absent from
-    ``values``). ``errors`` are problems OpenLane itself would reject; ``warnings`` are not.
-    """
-
-    path: Path
-    kind: ConfigKind
-    design_dir: Path
-    values: dict[str, Any] = field(default_factory=dict)
-    unresolved: list[Unresolved] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)
-    errors: list[Issue] = field(default_factory=list)
-    #: line of the last assignment of each variable (None when unknown)
-    lines: dict[str, int | None] = field(default_factory=dict)
-    #: every variable name the file mentions, with its line, including inactive pdk::/scl:: blocks
-    names: list[tuple[str, int | None]] = field(default_factory=list)
-    #: the parsed JSON/YAML mapping in file order (None for Tcl)
-    document: dict[str, Any] | None = None
-    #: PDK/SCL chosen explicitly (manifest or caller); None means "the site default"
-    pdk: str | None = None
-    scl: str | None = None
-    #: the PDK/SCL the values were resolved for
-    resolved_pdk: str = DEFAULT_PDK
-    resolved_scl: str = DEFAULT_SCL
-    manifest: Manifest | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing in the file would make OpenLane reject it."""
-        return not self.errors
-
-    @property
-    def design_name(self) -> str:
-        """``DESIGN_NAME`` when resolved, else the design folder's name."""
-        value = self.values.get("DESIGN_NAME")
-        return str(value) if isinstance(value, str) and value else self.design_dir.name
-
-    @property
-    def assigned(self) -> frozenset[str]:
-        """Every variable the file sets somewhere (resolved or not, any pdk::/scl:: block)."""
-        return frozenset(name for name, _line in self.names) | frozenset(self.values)
-
-    @property
-    def file_name(self) -> str:
-        """The config file's path relative to the design folder (usually ``config.json``)."""
-        try:
-            return self.path.relative_to(self.design_dir).as_posix()
-        except ValueError:
-            return self.path.name
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable summary (for the API and the submission page)."""
-        return {
-            "path": str(self.path),
-            "kind": self.kind,
-            "design_dir": str(self.design_dir),
-            "design_name": self.design_name,
-            "pdk": self.resolved_pdk,
-            "scl": self.resolved_scl,
-            "values": _jsonable(self.values),
-            "unresolved": [u.to_dict() for u in self.unresolved],
-            "warnings": [{"line": line, "message": msg} for line, msg in self.warnings],
-            "errors": [{"line": line, "message": msg} for line, msg in self.errors],
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def task_tag(index: int) -> str:
@@ -308,9 +188,6 @@ class Flow(ABC):
         when ``design_path`` is empty, and may name the config file, PDK and SCL. Raises
         :class:`DesignNotFound` (listing every path tried) or :class:`ManifestError`.
         """
-        from portal.flows.designconfig import read_design_config
-        from portal.flows.manifest import load_repo_manifest
-
         repo_root = Path(repo_root)
         manifest = load_repo_manifest(repo_root)
         folder = (design_path or "").strip().strip("/")

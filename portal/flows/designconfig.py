@@ -47,7 +47,14 @@ from typing import Any
 
 import yaml
 
-from portal.flows.base import (
+from portal.flows.tclconfig import (
+    ExpressionError,
+    UnresolvedReference,
+    evaluate_expression,
+    read_tcl_config,
+    uses_binary_minus,
+)
+from portal.flows.types import (
     DEFAULT_PDK,
     DEFAULT_PDK_ROOT,
     DEFAULT_SCL,
@@ -55,13 +62,6 @@ from portal.flows.base import (
     DesignConfig,
     Issue,
     Unresolved,
-)
-from portal.flows.tclconfig import (
-    ExpressionError,
-    UnresolvedReference,
-    evaluate_expression,
-    read_tcl_config,
-    uses_binary_minus,
 )
 
 FLOW_NAMES = ("openlane1", "openlane2", "librelane")

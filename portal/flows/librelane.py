@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from portal.flows.base import DesignConfig, FlowError, UnsupportedConfig, setting
+from portal.flows.base import setting
 from portal.flows.openlane2 import OpenLane2
+from portal.flows.types import DesignConfig, FlowError, UnsupportedConfig
 
 #: LibreLane's Classic flow up to synthesis (every step that needs no OpenROAD), in order,
 #: then the portal's pre-layout STA with a stand-alone OpenSTA.

@@ -40,16 +40,14 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from portal.flows.base import PARAM_NAME_RE, FlowError, Issue
+from portal.flows.types import MANIFEST_VERSION, PARAM_NAME_RE, FlowError, Issue, Manifest
 
 MANIFEST_NAMES = ("openlane-portal.yaml", "openlane-portal.yml", "openlane-portal.json")
-MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 256 * 1024
 
 _FLOWS = ("openlane1", "openlane2", "librelane")
@@ -79,37 +77,6 @@ class ManifestError(FlowError):
         self.errors = errors
         details = "; ".join(f"line {ln}: {msg}" if ln else msg for ln, msg in errors)
         super().__init__(f"{path.name}: {details}")
-
-
-@dataclass
-class Manifest:
-    """A validated manifest (paths are POSIX-style and relative to the repository root)."""
-
-    path: Path
-    design: str
-    config: str | None = None
-    flow: str | None = None
-    image: str | None = None
-    pdk: str | None = None
-    scl: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    sweep: dict[str, Any] | None = None
-    description: str | None = None
-    version: int = MANIFEST_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "design": self.design,
-            "config": self.config,
-            "flow": self.flow,
-            "image": self.image,
-            "pdk": self.pdk,
-            "scl": self.scl,
-            "parameters": dict(self.parameters),
-            "sweep": self.sweep,
-            "description": self.description,
-        }
 
 
 def find_manifest(repo_root: Path) -> Path | None:

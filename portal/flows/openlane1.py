@@ -35,18 +35,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from portal.flows.base import (
-    DesignConfig,
-    Flow,
-    ParamValue,
-    UnsupportedConfig,
-    check_config_file_name,
-    check_params,
-    require_usable,
-    setting,
-)
+from portal.flows.base import Flow, check_config_file_name, check_params, require_usable, setting
 from portal.flows.designconfig import alias_names, load_variables, overlay_document
 from portal.flows.tclconfig import format_tcl_number, tcl_quote
+from portal.flows.types import DesignConfig, ParamValue, UnsupportedConfig
 from portal.shell import ShellVar, Word
 
 

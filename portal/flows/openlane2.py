@@ -12,7 +12,7 @@ Volare/Ciel. OpenLane 2 runs in ``<design dir>/runs/<tag>``, so with ``--design-
 final/gds/<design>.gds), next to the task's config.
 
 Per-task configuration: one complete ``config.json`` (JSON and YAML designs; Tcl designs are
-refused with :class:`~portal.flows.base.UnsupportedConfig`, as they are deprecated upstream):
+refused with :class:`~portal.flows.types.UnsupportedConfig`, as they are deprecated upstream):
 
 * **paths**: OpenLane 2 resolves ``dir::x`` against the design dir, which is now the task folder.
   The writer creates a relative symlink ``$TASK_DIR/design -> ../../design/<path>`` and rewrites
@@ -40,18 +40,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from portal.flows.base import (
-    DEFAULT_PDK,
-    DEFAULT_SCL,
-    DesignConfig,
-    Flow,
-    ParamValue,
-    UnsupportedConfig,
-    check_config_file_name,
-    check_params,
-    require_usable,
-)
+from portal.flows.base import Flow, check_config_file_name, check_params, require_usable
 from portal.flows.designconfig import alias_names, load_variables, overlay_document
+from portal.flows.types import DEFAULT_PDK, DEFAULT_SCL, DesignConfig, ParamValue, UnsupportedConfig
 from portal.shell import ShellVar, Word
 
 #: Where the task folder links to the checked-out design (``$TASK_DIR/design``).

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from portal.flows.base import Flow, FlowError
+from portal.flows.base import Flow
 from portal.flows.librelane import LibreLane, describe_steps
 from portal.flows.openlane1 import OpenLane1
 from portal.flows.openlane2 import OpenLane2
+from portal.flows.types import FlowError
 
 FLOW_CLASSES: dict[str, type[Flow]] = {
     OpenLane1.name: OpenLane1,

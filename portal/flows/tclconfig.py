@@ -15,7 +15,7 @@ and evaluates only what is side-effect free:
 * ``source FILE`` when FILE resolves to a file inside the design folder (read, not run).
 
 Everything else (``if``/``foreach``/``proc`` bodies, other commands, unknown variables) is
-reported as :class:`~portal.flows.base.Unresolved`, never executed, never a crash. Syntax
+reported as :class:`~portal.flows.types.Unresolved`, never executed, never a crash. Syntax
 errors Tcl itself would stop at (unbalanced braces/quotes/brackets, extra characters after a
 close-brace) are reported with their line number.
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from portal.flows.base import Issue, Unresolved
+from portal.flows.types import Issue, Unresolved
 
 # ----------------------------------------------------------------------------------------------
 # Arithmetic

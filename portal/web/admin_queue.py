@@ -19,8 +19,8 @@ from typing import Any
 
 from flask import Flask
 
-from portal.flows.base import FlowError
 from portal.flows.registry import get_flow
+from portal.flows.types import FlowError
 from portal.gitpolicy import GitURLError, check_repo_url
 from portal.launcher import start_launch
 from portal.models import Submission, User

@@ -30,7 +30,7 @@ from portal import launcher
 from portal import submissions as svc
 from portal.cluster import slurm_client
 from portal.extensions import db
-from portal.flows.base import FlowError
+from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
 from portal.previews import PreviewPending
 from portal.render import RenderError

@@ -18,11 +18,8 @@ for the signed-in owner or an admin; they flash their outcome and return to the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import os
-import pwd
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,10 +42,10 @@ from sqlalchemy import func, not_, select
 
 from portal import launcher, rundir
 from portal import submissions as svc
-from portal.cluster import run_as_user, slurm_client
+from portal.cluster import slurm_client
 from portal.extensions import db
-from portal.flows.base import FlowError
 from portal.flows.features import FIELDS
+from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, ShareLink, Submission, SubmissionState, Task, audit
 from portal.render import RenderError
 from portal.results import SUMMARY_FIELDS, ResultsError, ResultsTable, results_table
@@ -60,6 +57,15 @@ from portal.web import sharing
 from portal.web.bundles import ExportError, bundle_download
 from portal.web.progress import bar_segments
 from portal.web.sharing import Viewer, dual_route, owner_viewer
+from portal.web.task_access import (
+    LAYOUT_MAX_BYTES,
+    SHARE_SESSION_KEY,
+    file_owners,
+    find_task,
+    get_task,
+    share_choices,
+    task_is_final,
+)
 
 bp = Blueprint("detail", __name__)
 
@@ -172,23 +178,6 @@ def task_page(submission_id: int, counts: Counts, page: int, state: str = "") ->
     return TaskPage(list(db.session.scalars(stmt)), total, page, pages, state)
 
 
-def find_task(submission: Submission, index: int) -> Task | None:
-    """Task ``index`` of ``submission`` (None when it has none; negative: none)."""
-    if index < 0:
-        return None
-    return db.session.scalar(
-        select(Task).where(Task.submission_id == submission.id, Task.index == index)
-    )
-
-
-def get_task(submission: Submission, index: int) -> Task:
-    """Task ``index`` of ``submission`` or 404."""
-    task = find_task(submission, index)
-    if task is None:
-        abort(404)
-    return task
-
-
 def default_task(submission: Submission) -> Task | None:
     """The task shown when none is chosen: the first running one, else the first."""
     base = select(Task).where(Task.submission_id == submission.id).order_by(Task.index).limit(1)
@@ -218,8 +207,6 @@ class TaskFiles:
     staged: str | None = None
 
 
-#: Largest GDS drawn as a preview.
-LAYOUT_MAX_BYTES = 256 * 1024 * 1024
 _KEY_SUFFIXES = (".gds", ".csv", ".json", ".rpt", ".log")
 
 
@@ -230,20 +217,6 @@ def _is_key_file(relpath: str) -> bool:
     if "reports" in parts[:-1] and relpath.endswith((".rpt", ".csv", ".json", ".txt")):
         return True
     return parts[-1] in ("metrics.csv", "metrics.json", "flow.log", "openlane.log", "exit_code")
-
-
-def file_owners(submission: Submission) -> frozenset[int]:
-    """Whose files a page or download may show: the portal's own account, and with
-    ``SLURM_RUN_AS=user`` the designer's Unix account its jobs ran as."""
-    owners = {os.geteuid()}
-    try:
-        name = run_as_user(current_app.config, submission.owner)
-    except ValueError:  # no usable Unix account: only the portal's files
-        name = None
-    if name:
-        with contextlib.suppress(KeyError):
-            owners.add(pwd.getpwnam(name).pw_uid)
-    return frozenset(owners)
 
 
 def task_files(submission: Submission, index: int) -> TaskFiles:
@@ -276,11 +249,6 @@ def log_tail(submission: Submission, task: Task, stream: str) -> rundir.LogChunk
         return rundir.read_chunk(submission.run_dir, name, None, owners=file_owners(submission))
     except (rundir.PathRefused, OSError):
         return None
-
-
-def task_is_final(submission: Submission, task: Task) -> bool:
-    """Nothing more will be written to this task's log."""
-    return task.state in TERMINAL or submission.state in FINAL_STATES
 
 
 def panel_context(viewer: Viewer, task: Task | None, stream: str = "out") -> dict[str, Any]:
@@ -469,8 +437,6 @@ def show(viewer: Viewer) -> Any:
 
 def _pop_share_link(submission: Submission) -> dict[str, str] | None:
     """The share link just created for this submission (shown once)."""
-    from portal.web.files import SHARE_SESSION_KEY
-
     link = session.get(SHARE_SESSION_KEY)
     if not isinstance(link, dict) or link.get("uuid") != submission.uuid:
         return None
@@ -545,26 +511,6 @@ def results_csv(viewer: Viewer) -> Any:
         f'attachment; filename="results-{viewer.submission.uuid[:8]}.csv"'
     )
     return response
-
-
-def share_choices() -> list[tuple[int, str]]:
-    """Lifetimes offered for share links (never above SHARE_LINK_MAX_AGE)."""
-    from portal.web.sharing import max_age
-
-    limit = max_age()
-    options = [(3600, "1 hour"), (86400, "1 day"), (3 * 86400, "3 days"), (7 * 86400, "7 days")]
-    choices = [(seconds, label) for seconds, label in options if seconds <= limit]
-    if limit > 0 and (not choices or choices[-1][0] < limit):
-        choices.append((limit, _duration(limit)))
-    return choices
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} seconds"
 
 
 # --------------------------------------------------------------------------- actions

@@ -39,9 +39,16 @@ from portal.layout import LayoutError, render_gds_png
 from portal.models import Submission, SubmissionState, audit
 from portal.submissions import read_stored_script, stored_script_names
 from portal.taskconfigs import read_task_config
-from portal.web import detail
 from portal.web.access import is_admin
 from portal.web.sharing import Viewer, dual_route, make_token, owner_viewer, share_url
+from portal.web.task_access import (
+    LAYOUT_MAX_BYTES,
+    SHARE_SESSION_KEY,
+    file_owners,
+    get_task,
+    share_choices,
+    task_is_final,
+)
 
 bp = Blueprint("files", __name__)
 
@@ -53,8 +60,6 @@ _TEXT_SUFFIXES = frozenset(
     {".log", ".rpt", ".txt", ".csv", ".json", ".tcl", ".v", ".sv", ".def", ".lef", ".sdc"}
     | {".spef", ".out", ".err", ".yaml", ".yml", ".tsv", ".cfg", ".lib", ".spice", ".xml"}
 )
-#: Session key holding a just-created share link until the page shows it once.
-SHARE_SESSION_KEY = "detail_share_link"
 _SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -83,10 +88,10 @@ def _mimetype(relpath: str) -> str:
 @dual_route(bp, "/tasks/<int:index>/files/<path:relpath>", "download", methods=["GET"])
 def download(viewer: Viewer, index: int, relpath: str) -> Any:
     """One file of the task folder, as an attachment."""
-    detail.get_task(viewer.submission, index)
+    get_task(viewer.submission, index)
     folder = _task_folder(viewer.submission, index)
     try:
-        handle = rundir.open_confined(folder, relpath, detail.file_owners(viewer.submission))
+        handle = rundir.open_confined(folder, relpath, file_owners(viewer.submission))
     except rundir.PathRefused:
         abort(404)
     size = os.fstat(handle.fileno()).st_size
@@ -104,7 +109,7 @@ def download(viewer: Viewer, index: int, relpath: str) -> Any:
 def config(viewer: Viewer, index: int) -> Any:
     """The task's flow config as staged (a pending task has no folder yet), as an attachment."""
     submission = viewer.submission
-    detail.get_task(submission, index)
+    get_task(submission, index)
     staged = read_task_config(submission.run_dir, index) if submission.run_dir else None
     if staged is None:
         abort(404)
@@ -118,7 +123,7 @@ def config(viewer: Viewer, index: int) -> Any:
 def archive(viewer: Viewer, index: int) -> Any:
     """The whole task folder (plus the task's Slurm logs) as a streamed tar.gz."""
     submission = viewer.submission
-    task = detail.get_task(submission, index)
+    task = get_task(submission, index)
     folder = _task_folder(submission, index)
     top = f"{submission.uuid[:8]}-task-{index}"
     extra = []
@@ -128,7 +133,7 @@ def archive(viewer: Viewer, index: int) -> Any:
         except rundir.PathRefused:
             continue
         extra.append((str(submission.run_dir), name, f"slurm-{os.path.basename(name)}"))
-    owners = detail.file_owners(submission)
+    owners = file_owners(submission)
     response = Response(
         rundir.stream_tar_gz(folder, top, extra, owners), mimetype="application/gzip"
     )
@@ -139,13 +144,13 @@ def archive(viewer: Viewer, index: int) -> Any:
 @dual_route(bp, "/tasks/<int:index>/layout.png", "layout", methods=["GET"])
 def layout(viewer: Viewer, index: int) -> Any:
     """The task's final GDS drawn as a PNG (rendered once, cached in the task folder)."""
-    detail.get_task(viewer.submission, index)
+    get_task(viewer.submission, index)
     folder = _task_folder(viewer.submission, index)
-    gds = rundir.find_final_gds(folder, detail.file_owners(viewer.submission))
+    gds = rundir.find_final_gds(folder, file_owners(viewer.submission))
     if gds is None:
         abort(404, description="This task has no final GDS (yet).")
     gds_info = gds.stat()
-    if gds_info.st_size > detail.LAYOUT_MAX_BYTES:
+    if gds_info.st_size > LAYOUT_MAX_BYTES:
         abort(404, description="The GDS is too large to preview; download it instead.")
     png = _cached_png(folder, gds_info.st_mtime)
     if png is None:
@@ -179,7 +184,7 @@ def log(viewer: Viewer, index: int) -> Any:
     replaced, start over), ``X-Log-File`` and ``X-Log-Done`` (1: the task has finished).
     """
     submission = viewer.submission
-    task = detail.get_task(submission, index)
+    task = get_task(submission, index)
     stream = request.args.get("stream", "out")
     if stream not in ("out", "err"):
         abort(400, description="stream must be out or err")
@@ -197,7 +202,7 @@ def log(viewer: Viewer, index: int) -> Any:
     if name and submission.run_dir:
         try:
             chunk = rundir.read_chunk(
-                submission.run_dir, name, offset, owners=detail.file_owners(submission)
+                submission.run_dir, name, offset, owners=file_owners(submission)
             )
         except (rundir.PathRefused, OSError):
             abort(404)
@@ -209,7 +214,7 @@ def log(viewer: Viewer, index: int) -> Any:
             "X-Log-Size": str(chunk.size),
             "X-Log-Reset": "1" if chunk.reset else "0",
             "X-Log-File": os.path.basename(name) if name else "",
-            "X-Log-Done": "1" if detail.task_is_final(submission, task) else "0",
+            "X-Log-Done": "1" if task_is_final(submission, task) else "0",
         }
     )
     return response
@@ -219,7 +224,7 @@ def _download_log(submission: Submission, name: str | None) -> Any:
     if not name or not submission.run_dir:
         abort(404)
     try:
-        handle = rundir.open_confined(submission.run_dir, name, detail.file_owners(submission))
+        handle = rundir.open_confined(submission.run_dir, name, file_owners(submission))
     except rundir.PathRefused:
         abort(404)
     return send_file(
@@ -240,7 +245,7 @@ def script(uuid: str) -> Any:
     sbatch read them (owner and admins). Before a launch there is none; admins then get a link
     to the preview of a waiting submission, labelled as such."""
     submission = owner_viewer(uuid).submission
-    owners = detail.file_owners(submission)
+    owners = file_owners(submission)
     scripts = []
     for name in stored_script_names(submission.run_dir):
         try:
@@ -269,7 +274,7 @@ def script_file(uuid: str, name: str) -> Any:
     if not submission.run_dir:
         abort(404)
     try:
-        data = read_stored_script(submission.run_dir, name, detail.file_owners(submission))
+        data = read_stored_script(submission.run_dir, name, file_owners(submission))
     except rundir.PathRefused:
         abort(404)
     response = Response(data, mimetype="text/plain")
@@ -293,7 +298,7 @@ def share(uuid: str) -> Any:
     """Create a signed, read-only share link of the submission (owner or admin)."""
     viewer = owner_viewer(uuid)
     form = ShareForm()
-    form.expires.choices = detail.share_choices()
+    form.expires.choices = share_choices()
     if not form.validate_on_submit():
         errors = "; ".join(e for errs in form.errors.values() for e in errs)
         flash(f"No share link was created: {errors or 'choose how long it stays valid'}.", "error")

@@ -34,7 +34,7 @@ from portal import launcher
 from portal.catalog import load_catalog
 from portal.clusterstatus import page_client
 from portal.extensions import db
-from portal.flows.base import FlowError
+from portal.flows.types import FlowError
 from portal.models import Submission
 from portal.previews import PreviewPending
 from portal.render import RenderError

@@ -41,8 +41,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from portal import policy
 from portal.catalog import FLOWS as CATALOG_FLOWS
 from portal.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
-from portal.flows.base import DesignNotFound, FlowError
 from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES, get_flow
+from portal.flows.types import DesignNotFound, FlowError
 from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
 from portal.models import Submission, User
 from portal.previews import PreviewPending, checkout_cache

@@ -19,6 +19,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from portal.cluster import slurm_client
+from portal.launcher import HandOver
 from portal.poller import Poller
 from portal.scheduler import start_scheduler
 from tests.conftest import REPO_ROOT
@@ -57,7 +58,7 @@ def live_portal(tmp_path: Path, slurm_cluster: None) -> Iterator[LivePortal]:
     app.config["SITE_URL"] = url
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    poller = Poller(app, slurm_client(app.config))
+    poller = Poller(app, slurm_client(app.config), hand_over=HandOver(app))
     scheduler = start_scheduler(app, poller)
     try:
         yield LivePortal(app=app, url=url, server=server)

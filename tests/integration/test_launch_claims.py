@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from portal import submissions as svc
 from portal.cluster import slurm_client
 from portal.extensions import db
-from portal.launcher import start_launch
+from portal.launcher import HandOver, find_stuck, start_launch
 from portal.models import Submission, User, utcnow
-from portal.poller import Poller, find_stuck
+from portal.poller import Poller
 from tests.fixtures.gitdaemon import slow_relay
 from tests.integration.engine_helpers import wait_final
 
@@ -95,10 +95,7 @@ def test_a_slow_clone_keeps_its_claim_and_runs_once(slow_app, git_daemon, exampl
         assert until > utcnow()  # renewed by the heartbeat, two claim lengths on
         # What the probe's poller did at created + 2:01, here with no grace at all:
         assert find_stuck(older_than=timedelta(0)) == []
-        assert (
-            Poller(slow_app, slurm_client(slow_app.config), holder="other").hand_over_launches()
-            == []
-        )
+        assert HandOver(slow_app)() == []
         # A second launch in this process (an admin's retry, a CLI) leaves it alone too.
         db.session.refresh(submission)
         svc.launch(submission, slow_app.config, slurm_client(slow_app.config))
@@ -125,12 +122,13 @@ def test_an_expired_claim_is_relaunched_off_the_poll_cycle(slow_app, git_daemon,
             )
         )
         db.session.commit()
-        poller = Poller(slow_app, slurm_client(slow_app.config))
+        hand_over = HandOver(slow_app)
+        poller = Poller(slow_app, slurm_client(slow_app.config), hand_over=hand_over)
         stats = poller.run_cycle()
         assert stats is not None  # the cycle ended while the relaunch still clones
-        relaunch = poller.launching[submission.id]
+        relaunch = hand_over.launching[submission.id]
         assert relaunch.is_alive()
-        assert poller.run_cycle() is not None and poller.launching[submission.id] is relaunch
+        assert poller.run_cycle() is not None and hand_over.launching[submission.id] is relaunch
         relaunch.join(timeout=120)
     db.session.refresh(submission)
     assert submission.state == "QUEUED", submission.error
@@ -152,8 +150,9 @@ def test_a_live_claim_of_another_process_is_left_alone(slow_app, example_repo):
     )
     db.session.commit()
     assert find_stuck(older_than=timedelta(0)) == []
-    poller = Poller(slow_app, slurm_client(slow_app.config))
-    assert poller.run_cycle() is not None and poller.launching == {}
+    hand_over = HandOver(slow_app)
+    poller = Poller(slow_app, slurm_client(slow_app.config), hand_over=hand_over)
+    assert poller.run_cycle() is not None and hand_over.launching == {}
     db.session.refresh(submission)
     svc.launch(submission, slow_app.config, slurm_client(slow_app.config))
     assert submission.state == "STAGING" and submission.job_ids == []

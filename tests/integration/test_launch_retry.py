@@ -21,8 +21,8 @@ from portal import accounts
 from portal import submissions as svc
 from portal.cluster import slurm_client
 from portal.extensions import db
+from portal.launcher import HandOver
 from portal.models import Outbox, Submission, User, utcnow
-from portal.poller import Poller
 from portal.slurm.client import SlurmClient
 from portal.slurm.transports import SSHTransport, TransportError
 from tests.fixtures.gitdaemon import closed_port
@@ -71,8 +71,7 @@ def test_a_passing_failure_is_retried_by_the_poller_as_one_array(engine_app, exa
     assert svc.due_retries() == []  # not due before its time
     submission.retry_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    poller = Poller(engine_app, slurm_client(engine_app.config))
-    for thread in poller.hand_over_launches():
+    for thread in HandOver(engine_app)():  # what the poller runs first in each cycle
         thread.join(timeout=120)
     db.session.refresh(submission)
     assert submission.state == "QUEUED" and len(submission.job_ids) == 1

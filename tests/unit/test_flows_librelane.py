@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from portal.flows.base import FlowError, UnsupportedConfig
 from portal.flows.librelane import SYNTHESIS_STEPS, LibreLane, describe_steps
 from portal.flows.openlane1 import OpenLane1
 from portal.flows.registry import run_note, site_notes
+from portal.flows.types import FlowError, UnsupportedConfig
 from portal.render import ArrayScript, render_array_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

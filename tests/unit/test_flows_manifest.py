@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from portal.flows.base import DesignNotFound
 from portal.flows.manifest import ManifestError, load_repo_manifest, parse_manifest
 from portal.flows.openlane1 import OpenLane1
 from portal.flows.openlane2 import OpenLane2
+from portal.flows.types import DesignNotFound
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "configs"

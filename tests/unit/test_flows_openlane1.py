@@ -9,14 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from portal.flows.base import (
-    DesignNotFound,
-    InvalidParameter,
-    UnsupportedConfig,
-    task_tag,
-)
+from portal.flows.base import task_tag
 from portal.flows.designconfig import read_design_config
 from portal.flows.openlane1 import OpenLane1, tcl_value
+from portal.flows.types import DesignNotFound, InvalidParameter, UnsupportedConfig
 from portal.shell import ShellVar, shjoin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from portal.flows.base import UnsupportedConfig
 from portal.flows.designconfig import read_design_config
 from portal.flows.librelane import LibreLane
 from portal.flows.openlane2 import OpenLane2, rebase_paths, translate_params
 from portal.flows.registry import UnknownFlow, flow_names, get_flow
+from portal.flows.types import UnsupportedConfig
 from portal.shell import ShellVar, shjoin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

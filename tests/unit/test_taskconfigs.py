@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.flows.base import InvalidParameter
+from portal.flows.types import InvalidParameter
 from portal.taskconfigs import (
     CONFIGS_NAME,
     INDEX_NAME,

@@ -1,0 +1,12 @@
+"""Errors shared by the submission service and the modules below it.
+
+:class:`SubmissionError` lives here, not in :mod:`portal.submissions`, so that modules the
+service uses (:mod:`portal.cluster`'s :class:`~portal.cluster.RunAsError`) can derive from it
+without importing the service back.
+"""
+
+from __future__ import annotations
+
+
+class SubmissionError(ValueError):
+    """A request the portal refuses; the message is shown to the user as is."""
