@@ -30,6 +30,7 @@ import jinja2
 from portal import dse
 from portal.layout import LayoutError, render_gds_png
 from portal.models import Submission, Task
+from portal.slurm import commands
 from portal.slurm.states import CANCELLATIONS, COMPLETED, FAILURES
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
@@ -92,18 +93,8 @@ def format_duration(seconds: float | None) -> str:
 
 
 def compress_indices(indices: Sequence[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
-    parts: list[str] = []
-    ordered = sorted(set(indices))
-    start = prev = None
-    for index in [*ordered, None]:
-        if index is not None and prev is not None and index == prev + 1:
-            prev = index
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = index
-    return ", ".join(parts)
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"`` (Slurm's range list, spaced for reading)."""
+    return commands.compress_indices(indices).replace(",", ", ") if indices else ""
 
 
 def _clean_line(text: str, limit: int = 300) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 import jinja2
 
 from portal.shell import ShellVar, Word, shjoin, shquote
+from portal.slurm import commands as slurm_commands
 from portal.taskconfigs import CONFIGS_NAME, INDEX_NAME
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "slurm_templates"
@@ -99,24 +100,17 @@ def portal_version() -> str:
 
 # -- array indices ----------------------------------------------------------------------------
 def compress_indices(indices: Iterable[int]) -> str:
-    """``[0, 1, 2, 3, 7, 9]`` -> ``"0-3,7,9"`` (sorted; duplicates and negatives rejected)."""
+    """``[0, 1, 2, 3, 7, 9]`` -> ``"0-3,7,9"``: Slurm's range list
+    (:func:`portal.slurm.commands.compress_indices`), refusing what no array may hold
+    (no index, a negative one, a duplicate) with :class:`RenderError`."""
     ordered = sorted(indices)
+    if len(set(ordered)) != len(ordered):
+        raise RenderError("array indices contain duplicates")
     if not ordered:
         raise RenderError("an array needs at least one index")
     if ordered[0] < 0:
         raise RenderError(f"array indices must be >= 0, got {ordered[0]}")
-    if len(set(ordered)) != len(ordered):
-        raise RenderError("array indices contain duplicates")
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for index in [*ordered[1:], None]:
-        if index is not None and index == prev + 1:
-            prev = index
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if index is not None:
-            start = prev = index
-    return ",".join(parts)
+    return slurm_commands.compress_indices(ordered)
 
 
 @dataclass(frozen=True)
