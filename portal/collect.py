@@ -9,17 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from portal import rundir
 from portal.flows.base import task_tag
 from portal.flows.features import DesignFeatures
 from portal.flows.registry import get_flow
 from portal.flows.reports import parse_run_dir
 
 log = logging.getLogger(__name__)
-
-
-def task_dir(run_dir: str | Path, index: int) -> Path:
-    """``<run_dir>/tasks/<index>``."""
-    return Path(run_dir) / "tasks" / str(index)
 
 
 #: Below this much free space no flow can write its results (the array script says the same).
@@ -39,7 +35,11 @@ def collect_task_metrics(
     array script's ``started`` record, and a ``failed`` task on a full filesystem, get the
     reason in ``errors``."""
     flow = get_flow(flow_name)
-    folder = task_dir(run_dir, index)
+    try:
+        folder = rundir.task_dir(run_dir, index)  # a folder swapped for a link out: refused
+    except rundir.PathRefused as exc:
+        log.warning("not reading the reports of task %s of %s: %s", index, run_dir, exc)
+        return None
     full = filesystem_full(run_dir) if failed else None
     reasons = [full] if full else []
     # The array script writes `started` first thing; a flow may make its own folders again.

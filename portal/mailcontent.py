@@ -27,7 +27,7 @@ from typing import Any
 
 import jinja2
 
-from portal import dse
+from portal import dse, rundir
 from portal.layout import LayoutError, render_gds_png
 from portal.models import Submission, Task
 from portal.slurm import commands
@@ -493,18 +493,15 @@ def thumbnail_cid(uuid: str) -> str:
 
 
 def find_layout_gds(run_dir: str | os.PathLike[str] | None, index: int) -> Path | None:
-    """The final GDS of task ``index``: OpenLane 1 ``runs/<tag>/results/final/gds/*.gds`` or
-    OpenLane 2 ``runs/<tag>/final/gds/*.gds`` under ``<run_dir>/tasks/<index>``; the newest
-    when there are several. None when there is none."""
+    """The final GDS of task ``index`` by the pages' own rule (:func:`portal.rundir.find_final_gds`:
+    the newest OpenLane 1 or 2 final GDS, a regular file with one link inside the task folder),
+    or None."""
     if not run_dir:
         return None
-    runs = Path(run_dir) / "tasks" / str(index) / "runs"
-    found = [
-        *runs.glob("*/results/final/gds/*.gds"),
-        *runs.glob("*/final/gds/*.gds"),
-    ]
-    found = [p for p in found if p.is_file()]
-    return max(found, key=lambda p: (p.stat().st_mtime, str(p))) if found else None
+    try:
+        return rundir.find_final_gds(rundir.task_dir(run_dir, index))
+    except rundir.PathRefused:
+        return None
 
 
 def best_layout(submission: Submission) -> tuple[Task, Path] | None:
