@@ -61,7 +61,6 @@ THUMBNAIL_END = "<!--/layout-thumbnail-->"
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_JOB_ID = re.compile(r"[0-9]+")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -412,12 +411,13 @@ def task_log_path(
     """
     if not run_dir:
         return None
-    logs = Path(run_dir) / "logs"
     array_index = task.array_index if task.array_index is not None else task.index
-    job = str(task.array_job_id or "")
-    if _JOB_ID.fullmatch(job):
-        path = logs / f"{job}_{array_index}.{suffix}"
+    try:
+        path = Path(run_dir) / rundir.slurm_log_name(task.array_job_id, array_index, suffix)
         return path if path.is_file() else None
+    except rundir.PathRefused:
+        pass  # no job id, or one that is no number: the newest <digits>_<index> log below
+    logs = Path(run_dir) / "logs"
     pattern = re.compile(rf"[0-9]+_{array_index}\.{re.escape(suffix)}")
     try:
         found = [p for p in logs.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
