@@ -6,7 +6,8 @@ exactly like one that does not exist. Every failure is
 ``{"error": {"code", "message", "details"?}}`` with a stable code (see
 :data:`portal.web.api_schema.ERROR_CODES`): 400 for a request the API cannot read, 422 for one
 the portal refuses, 409 for an action the submission's state does not allow, 503 when Slurm
-does not answer. The OpenAPI document is built from the same declarations that check requests.
+does not answer. Requests are parsed into the pydantic models of :mod:`portal.web.api_schema`,
+which the OpenAPI document is generated from.
 """
 
 from __future__ import annotations
@@ -41,19 +42,19 @@ from portal.slurm.transports import SlurmConfigError, TransportError
 from portal.web import bearer_token, error_response, limiter, portal_version
 from portal.web.access import can_view, visible_submissions
 from portal.web.api_schema import (
-    CANCEL_FIELDS,
-    DEFAULT_PER_PAGE,
-    DEFAULT_TASKS_PER_PAGE,
     ERROR_CODES,
-    EXPORT_QUERY,
-    LIST_QUERY,
     MAX_BODY_BYTES,
-    RESULTS_QUERY,
-    SUBMIT_FIELDS,
-    TASKS_QUERY,
+    CancelRequest,
+    EmptyRequest,
+    ExportQuery,
+    ListQuery,
+    M,
     RequestInvalid,
+    ResultsQuery,
+    SubmitRequest,
+    TasksQuery,
     build_openapi,
-    parse_object,
+    parse_body,
     parse_query,
 )
 from portal.web.bundles import ExportError, bundle_download
@@ -223,8 +224,8 @@ def _site_url() -> str:
     return request.url_root
 
 
-def _body(fields: Any, *, optional: bool = False) -> dict[str, Any]:
-    """The JSON body checked against ``fields`` (an empty body is ``{}`` when ``optional``)."""
+def _body(model: type[M], *, optional: bool = False) -> M:
+    """The JSON body parsed into ``model`` (an empty body is ``{}`` when ``optional``)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
     raw = request.get_data(cache=True)
@@ -232,7 +233,7 @@ def _body(fields: Any, *, optional: bool = False) -> dict[str, Any]:
         raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
     if not raw.strip():
         if optional:
-            return parse_object({}, fields)
+            return parse_body({}, model)
         raise RequestInvalid("The request body must be a JSON object.")
     try:
         data = json.loads(raw)
@@ -240,7 +241,7 @@ def _body(fields: Any, *, optional: bool = False) -> dict[str, Any]:
         raise RequestInvalid(f"The request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise RequestInvalid("The request body is nested too deeply.") from None
-    return parse_object(data, fields)
+    return parse_body(data, model)
 
 
 def _submission(uuid: str) -> Submission:
@@ -306,25 +307,25 @@ def me() -> Any:
 @bp.get("/submissions")
 def list_submissions() -> Any:
     """Visible submissions, newest first; filters and pagination in SQL."""
-    query = parse_query(request.args, LIST_QUERY)
+    query = parse_query(request.args, ListQuery)
     user = _user()
     stmt = visible_submissions(user)
-    if query.get("mine"):
+    if query.mine:
         stmt = stmt.where(Submission.owner_id == user.id)
-    if query.get("state"):
-        stmt = stmt.where(Submission.state.in_(query["state"]))
-    if query.get("flow"):
-        stmt = stmt.where(Submission.flow == query["flow"])
-    if query.get("q"):
+    if query.state:
+        stmt = stmt.where(Submission.state.in_(query.state))
+    if query.flow:
+        stmt = stmt.where(Submission.flow == query.flow)
+    if query.q:
         stmt = stmt.where(
             or_(
-                Submission.name.icontains(query["q"], autoescape=True),
-                Submission.repo_url.icontains(query["q"], autoescape=True),
+                Submission.name.icontains(query.q, autoescape=True),
+                Submission.repo_url.icontains(query.q, autoescape=True),
             )
         )
-    if query.get("uuid"):
-        stmt = stmt.where(Submission.uuid.startswith(query["uuid"], autoescape=True))
-    page, per_page = query.get("page", 1), query.get("per_page", DEFAULT_PER_PAGE)
+    if query.uuid:
+        stmt = stmt.where(Submission.uuid.startswith(query.uuid, autoescape=True))
+    page, per_page = query.page, query.per_page
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.session.scalars(
         stmt.options(joinedload(Submission.owner))
@@ -341,35 +342,35 @@ def list_submissions() -> Any:
 @bp.post("/submissions")
 def create_submission() -> Any:
     """Submit (201), or with ``dry_run`` show what would be submitted (200, nothing written)."""
-    body = _body(SUBMIT_FIELDS)
+    body = _body(SubmitRequest)
     user = _user()
-    _charge(body["dry_run"])
-    if body["sweep"] is not None and body["sweeps"]:
+    _charge(body.dry_run)
+    if body.sweep is not None and body.sweeps:
         raise APIError(422, "Give either sweep (a sweep specification) or sweeps, not both.")
-    res = body["resources"]
+    res = body.resources
     built = svc.SubmissionRequest(
-        repo_url=body["repo_url"],
-        ref=body["ref"],
-        design_path=body["design_path"],
-        flow=body["flow"],
-        params=body["params"],
-        sweep=body["sweep"],
-        cli_sweeps=tuple(body["sweeps"]),
+        repo_url=body.repo_url,
+        ref=body.ref,
+        design_path=body.design_path,
+        flow=body.flow,
+        params=dict(body.params),
+        sweep=body.sweep,
+        cli_sweeps=tuple(body.sweeps),
         resources=svc.Resources(
-            cpus=res["cpus"],
-            mem_mb=res["mem_mb"],
-            time_minutes=res["time_minutes"],
-            partition=res["partition"] or None,
-            account=res["account"] or user.slurm_account,
-            qos=res["qos"] or None,
-            throttle=res["throttle"],
+            cpus=res.cpus,
+            mem_mb=res.mem_mb,
+            time_minutes=res.time_minutes,
+            partition=res.partition or None,
+            account=res.account or user.slurm_account,
+            qos=res.qos or None,
+            throttle=res.throttle,
         ),
-        name=body["name"],
-        notify=body["notify"],
+        name=body.name,
+        notify=body.notify,
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        if body["dry_run"]:
+        if body.dry_run:
             return json_response(_dry_run(built, user))
         submission = launcher.submit_request(app, built, user)
     except svc.SubmissionError as exc:
@@ -413,8 +414,8 @@ def get_submission(uuid: str) -> Any:
 def list_tasks(uuid: str) -> Any:
     """The submission's array tasks in index order (paginated)."""
     submission = _submission(uuid)
-    query = parse_query(request.args, TASKS_QUERY)
-    page, per_page = query.get("page", 1), query.get("per_page", DEFAULT_TASKS_PER_PAGE)
+    query = parse_query(request.args, TasksQuery)
+    page, per_page = query.page, query.per_page
     total = db.session.scalar(
         select(func.count(Task.id)).where(Task.submission_id == submission.id)
     )
@@ -439,9 +440,9 @@ def list_tasks(uuid: str) -> Any:
 def results(uuid: str) -> Any:
     """Design features per task, the Pareto front and the best task per objective."""
     submission = _submission(uuid)
-    query = parse_query(request.args, RESULTS_QUERY)
+    query = parse_query(request.args, ResultsQuery)
     try:
-        table = results_table(submission, query.get("objectives") or None)
+        table = results_table(submission, query.objectives or None)
     except ResultsError as exc:
         raise APIError(422, str(exc)) from None
     return json_response(table.to_dict())
@@ -451,8 +452,8 @@ def results(uuid: str) -> Any:
 def cancel(uuid: str) -> Any:
     """scancel the submission, or the task indices in ``tasks``."""
     submission = _submission(uuid)
-    body = _body(CANCEL_FIELDS, optional=True)
-    indices = sorted(set(body["tasks"])) if body["tasks"] is not None else None
+    body = _body(CancelRequest, optional=True)
+    indices = sorted(set(body.tasks)) if body.tasks is not None else None
     if indices is not None and not indices:
         raise APIError(422, "tasks is empty: name at least one task index, or leave it out.")
     if submission.state not in CANCELLABLE:
@@ -472,7 +473,7 @@ def cancel(uuid: str) -> Any:
 def resubmit(uuid: str) -> Any:
     """ONE new array over the failed and cancelled tasks of a finished submission."""
     submission = _submission(uuid)
-    _body((), optional=True)
+    _body(EmptyRequest, optional=True)
     try:
         slurm = slurm_client(current_app.config, submission.owner)
         indices = svc.resubmit_failed(submission, current_app.config, slurm, actor=_user())
@@ -491,7 +492,7 @@ def resubmit(uuid: str) -> Any:
 def retry(uuid: str) -> Any:
     """Launch a SUBMIT_FAILED submission again: the same submission, ONE array (202)."""
     submission = _submission(uuid)
-    _body((), optional=True)
+    _body(EmptyRequest, optional=True)
     try:
         svc.retry_launch(submission)
     except svc.SubmissionError as exc:
@@ -505,10 +506,10 @@ def retry(uuid: str) -> Any:
 def export(uuid: str) -> Any:
     """The export bundle (tar.gz runnable with plain sbatch)."""
     submission = _submission(uuid)
-    query = parse_query(request.args, EXPORT_QUERY)
+    query = parse_query(request.args, ExportQuery)
     try:
         response, target = bundle_download(
-            submission, Path(query["run_dir"]) if "run_dir" in query else None
+            submission, Path(query.run_dir) if query.run_dir else None
         )
     except (ExportError, OSError) as exc:
         raise APIError(409, f"Cannot export: {exc}") from None

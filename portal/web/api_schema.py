@@ -1,10 +1,12 @@
-"""Request parsing for the REST API and the OpenAPI 3.1 document describing it.
+"""Request and response models of the REST API (pydantic v2) and the OpenAPI 3.1 document.
 
-One declaration serves both: the :class:`Field` lists below check request bodies (unknown
-fields, missing ones, wrong JSON types -> :class:`RequestInvalid`, answered 400) and are
-turned into the request schemas of the OpenAPI document, so the document cannot drift from
-what the API accepts. Whether a well-formed value is *allowed* (URL policy, parameter catalog,
-sweep size, partition limits) is decided by the submission service (answered 422).
+Each body, query string and answer is declared once, as a pydantic model: the request models
+check what arrives (unknown fields, missing ones, wrong JSON types -> :class:`RequestInvalid`,
+answered 400 with the portal's own messages) and every model's ``model_json_schema()`` is a
+component of the OpenAPI document, so the document cannot drift from what the API accepts.
+Whether a well-formed value is *allowed* (URL policy, parameter catalog, sweep size, partition
+limits) is decided by the submission service (answered 422); the ``minimum`` and ``enum`` hints
+below only document those rules.
 
 :func:`build_openapi` walks the app's ``/api/v1`` rules and describes each with its entry in
 :data:`OPERATIONS`; a rule without an entry is an error, so every endpoint is documented.
@@ -13,10 +15,13 @@ sweep size, partition limits) is decided by the submission service (answered 422
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.json_schema import GenerateJsonSchema
 from werkzeug.routing import Rule
 
 from portal.models import SubmissionState
@@ -44,6 +49,7 @@ MAX_PER_PAGE = 100
 DEFAULT_TASKS_PER_PAGE = 1000
 MAX_TASKS_PER_PAGE = 10000
 UUID_PREFIX_RE = re.compile(r"[0-9a-f-]{4,36}")
+FLOWS = ("openlane1", "openlane2", "librelane")
 
 
 class RequestInvalid(ValueError):
@@ -55,235 +61,84 @@ class RequestInvalid(ValueError):
         self.details = details
 
 
-# --------------------------------------------------------------------------- JSON types
+class Closed(BaseModel):
+    """A JSON object with exactly these members (``additionalProperties: false``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-@dataclass(frozen=True)
-class JsonType:
-    """A JSON type: its schema, a check and how to name it in an error."""
-
-    schema: dict[str, Any]
-    check: Callable[[Any], bool]
-    label: str
-
-    def nullable(self) -> JsonType:
-        """The same type, or ``null``."""
-        schema = dict(self.schema)
-        kind = schema.get("type")
-        if kind is not None:
-            schema["type"] = [kind, "null"] if isinstance(kind, str) else [*kind, "null"]
-        return JsonType(schema, lambda v: v is None or self.check(v), f"{self.label} or null")
+# --------------------------------------------------------------------------- request bodies
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _at_least(low: int) -> dict[str, Any]:
+    return {"minimum": low}
 
 
-STRING = JsonType({"type": "string"}, lambda v: isinstance(v, str), "a string")
-INTEGER = JsonType({"type": "integer"}, _is_int, "an integer")
-BOOLEAN = JsonType({"type": "boolean"}, lambda v: isinstance(v, bool), "true or false")
-OBJECT = JsonType({"type": "object"}, lambda v: isinstance(v, dict), "an object")
-STRING_LIST = JsonType(
-    {"type": "array", "items": {"type": "string"}},
-    lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
-    "a list of strings",
-)
-INTEGER_LIST = JsonType(
-    {"type": "array", "items": {"type": "integer", "minimum": 0}},
-    lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
-    "a list of integers",
-)
-PARAMS = JsonType(
-    {
-        "type": "object",
-        "additionalProperties": {"type": ["string", "number", "boolean"]},
-        "description": "Catalog parameter -> value (see the parameter catalog).",
-    },
-    lambda v: (
-        isinstance(v, dict)
-        and all(isinstance(x, str | int | float) and x is not None for x in v.values())
-    ),
-    "an object of parameter values (strings, numbers or booleans)",
-)
+class Resources(Closed):
+    """What each array task asks Slurm for."""
+
+    cpus: int = Field(1, description="CPUs per array task.", json_schema_extra=_at_least(1))
+    mem_mb: int = Field(4096, description="Memory per task in MB.", json_schema_extra=_at_least(1))
+    time_minutes: int = Field(
+        60, description="Time limit per task in minutes.", json_schema_extra=_at_least(1)
+    )
+    partition: str | None = Field(
+        None, description="Partition (default: the site's or the cluster's)."
+    )
+    account: str | None = Field(
+        None, description="Slurm account (default: yours, else the site's)."
+    )
+    qos: str | None = Field(None, description="Quality of service.")
+    throttle: int = Field(
+        0,
+        description="Most tasks running at once; 0 = no limit.",
+        json_schema_extra=_at_least(0),
+    )
 
 
-def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+class SubmitRequest(Closed):
+    """A submission: one Slurm job array, one task per sweep point."""
 
-
-# --------------------------------------------------------------------------- bodies
-
-
-@dataclass(frozen=True)
-class Field:
-    """One member of a JSON request body."""
-
-    name: str
-    type: JsonType
-    description: str
-    default: Any = None
-    required: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    nested: tuple[Field, ...] = ()
-
-    def schema(self) -> dict[str, Any]:
-        """This field's JSON schema."""
-        schema = object_schema(self.nested) if self.nested else {**self.type.schema, **self.extra}
-        schema["description"] = self.description
-        if not self.required and self.default is not None:
-            schema["default"] = self.default
-        return schema
-
-
-RESOURCE_FIELDS: tuple[Field, ...] = (
-    Field("cpus", INTEGER, "CPUs per array task.", 1, extra={"minimum": 1}),
-    Field("mem_mb", INTEGER, "Memory per task in MB.", 4096, extra={"minimum": 1}),
-    Field("time_minutes", INTEGER, "Time limit per task in minutes.", 60, extra={"minimum": 1}),
-    Field("partition", STRING.nullable(), "Partition (default: the site's or the cluster's)."),
-    Field("account", STRING.nullable(), "Slurm account (default: yours, else the site's)."),
-    Field("qos", STRING.nullable(), "Quality of service."),
-    Field(
-        "throttle", INTEGER, "Most tasks running at once; 0 = no limit.", 0, extra={"minimum": 0}
-    ),
-)
-
-SUBMIT_FIELDS: tuple[Field, ...] = (
-    Field("repo_url", STRING, "Git URL of the design repository.", required=True),
-    Field("ref", STRING, "Branch, tag or commit.", "main"),
-    Field("design_path", STRING, "Design folder inside the repository.", ""),
-    Field(
-        "flow",
-        STRING,
-        "Flow to run.",
-        "openlane1",
-        extra={"enum": ["openlane1", "openlane2", "librelane"]},
-    ),
-    Field("params", PARAMS, "Fixed parameters of every task.", {}),
-    Field(
-        "sweep",
-        OBJECT.nullable(),
-        "A sweep specification as in a sweep file (kind grid, zip, list, random, matrix).",
-    ),
-    Field(
-        "sweeps",
-        STRING_LIST,
-        "Sweeps like the CLI's --sweep: NAME=a,b,c or NAME=start:stop:step (a grid).",
-        [],
-    ),
-    Field("resources", OBJECT, "What each array task asks Slurm for.", nested=RESOURCE_FIELDS),
-    Field("name", STRING, "A name to recognise the submission by.", ""),
-    Field("notify", BOOLEAN, "Email when the array ends.", True),
-    Field(
-        "dry_run",
-        BOOLEAN,
-        "Validate and render the sbatch script only; nothing is recorded or submitted.",
+    repo_url: str = Field(description="Git URL of the design repository.")
+    ref: str = Field("main", description="Branch, tag or commit.")
+    design_path: str = Field("", description="Design folder inside the repository.")
+    flow: str = Field("openlane1", description="Flow to run.", json_schema_extra={"enum": FLOWS})
+    params: dict[str, str | bool | int | float] = Field(
+        default_factory=dict,
+        description="Fixed parameters of every task: catalog parameter -> value (see the "
+        "parameter catalog).",
+    )
+    sweep: dict[str, Any] | None = Field(
+        None,
+        description="A sweep specification as in a sweep file (kind grid, zip, list, random, "
+        "matrix).",
+    )
+    sweeps: list[str] = Field(
+        default_factory=list,
+        description="Sweeps like the CLI's --sweep: NAME=a,b,c or NAME=start:stop:step (a grid).",
+    )
+    resources: Resources = Field(default_factory=Resources)
+    name: str = Field("", description="A name to recognise the submission by.")
+    notify: bool = Field(True, description="Email when the array ends.")
+    dry_run: bool = Field(
         False,
-    ),
-)
-
-CANCEL_FIELDS: tuple[Field, ...] = (
-    Field(
-        "tasks",
-        INTEGER_LIST.nullable(),
-        "Task indices to cancel; absent or null cancels the whole submission.",
-    ),
-)
+        description="Validate and render the sbatch script only; nothing is recorded or submitted.",
+    )
 
 
-def object_schema(fields: Iterable[Field]) -> dict[str, Any]:
-    """A closed object schema (``additionalProperties: false``) of ``fields``."""
-    fields = list(fields)
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {f.name: f.schema() for f in fields},
-        "additionalProperties": False,
-    }
-    required = [f.name for f in fields if f.required]
-    if required:
-        schema["required"] = required
-    return schema
+class CancelRequest(Closed):
+    """What to cancel."""
+
+    tasks: list[int] | None = Field(
+        None, description="Task indices to cancel; absent or null cancels the whole submission."
+    )
 
 
-def parse_object(data: Any, fields: Iterable[Field], where: str = "body") -> dict[str, Any]:
-    """Check ``data`` against ``fields``; return every field (defaults filled in)."""
-    fields = list(fields)
-    if not isinstance(data, dict):
-        raise RequestInvalid(
-            f"{where} must be a JSON object, got {_json_type_name(data)}",
-            {"field": where, "expected": "an object"},
-        )
-    known = {f.name: f for f in fields}
-    unknown = sorted(k for k in data if k not in known)
-    if unknown:
-        raise RequestInvalid(
-            f"unknown field{'s' * (len(unknown) > 1)} in {where}: {', '.join(unknown)} "
-            f"(known: {', '.join(known)})",
-            {"field": where, "unknown": unknown},
-        )
-    out: dict[str, Any] = {}
-    for spec in fields:
-        path = f"{where}.{spec.name}" if where != "body" else spec.name
-        if spec.name not in data:
-            if spec.required:
-                raise RequestInvalid(f"{path} is required", {"field": path})
-            value = spec.default
-            if spec.nested:
-                value = parse_object({}, spec.nested, path)
-            out[spec.name] = _copy(value)
-            continue
-        value = data[spec.name]
-        if spec.nested:
-            out[spec.name] = parse_object(value, spec.nested, path)
-            continue
-        if not spec.type.check(value):
-            raise RequestInvalid(
-                f"{path} must be {spec.type.label}, got {_json_type_name(value)}",
-                {"field": path, "expected": spec.type.label},
-            )
-        out[spec.name] = value
-    return out
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    return value
+class EmptyRequest(Closed):
+    """No members (an empty body is fine too)."""
 
 
 # --------------------------------------------------------------------------- query strings
-
-
-@dataclass(frozen=True)
-class QueryParam:
-    """One query-string parameter: its schema and a parser (raises ``ValueError``)."""
-
-    name: str
-    schema: dict[str, Any]
-    description: str
-    parse: Callable[[list[str]], Any]
-    in_path: bool = False
-
-    def openapi(self) -> dict[str, Any]:
-        """The parameter object of the OpenAPI document."""
-        return {
-            "name": self.name,
-            "in": "path" if self.in_path else "query",
-            "required": self.in_path,
-            "description": self.description,
-            "schema": self.schema,
-        }
 
 
 def _single(values: list[str], name: str) -> str:
@@ -292,7 +147,7 @@ def _single(values: list[str], name: str) -> str:
     return values[0]
 
 
-def _int_between(name: str, low: int, high: int) -> Callable[[list[str]], int]:
+def _int_between(name: str, low: int, high: int) -> BeforeValidator:
     def parse(values: list[str]) -> int:
         text = _single(values, name).strip()
         if not re.fullmatch(r"[0-9]{1,9}", text):
@@ -302,19 +157,16 @@ def _int_between(name: str, low: int, high: int) -> Callable[[list[str]], int]:
             raise ValueError(f"{name} must be between {low} and {high}, got {number}")
         return number
 
-    return parse
+    return BeforeValidator(parse)
 
 
-def _bool(name: str) -> Callable[[list[str]], bool]:
-    def parse(values: list[str]) -> bool:
-        text = _single(values, name).strip().lower()
-        if text in ("1", "true", "yes"):
-            return True
-        if text in ("0", "false", "no", ""):
-            return False
-        raise ValueError(f"{name} must be true or false, got {text[:20]!r}")
-
-    return parse
+def _bool(values: list[str]) -> bool:
+    text = _single(values, "mine").strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no", ""):
+        return False
+    raise ValueError(f"mine must be true or false, got {text[:20]!r}")
 
 
 def _states(values: list[str]) -> list[str]:
@@ -332,14 +184,14 @@ def _states(values: list[str]) -> list[str]:
     return wanted
 
 
-def _text(name: str, limit: int) -> Callable[[list[str]], str]:
+def _text(name: str, limit: int) -> BeforeValidator:
     def parse(values: list[str]) -> str:
         text = _single(values, name).strip()
         if len(text) > limit:
             raise ValueError(f"{name} is longer than {limit} characters")
         return text
 
-    return parse
+    return BeforeValidator(parse)
 
 
 def _uuid_prefix(values: list[str]) -> str:
@@ -360,309 +212,410 @@ def _run_dir(values: list[str]) -> str:
 
 def _flow(values: list[str]) -> str:
     text = _single(values, "flow").strip()
-    if text not in ("openlane1", "openlane2", "librelane"):
-        raise ValueError(f"unknown flow {text[:30]!r} (known: openlane1, openlane2, librelane)")
+    if text not in FLOWS:
+        raise ValueError(f"unknown flow {text[:30]!r} (known: {', '.join(FLOWS)})")
     return text
 
 
-PAGE = QueryParam(
-    "page",
-    {"type": "integer", "minimum": 1, "default": 1},
-    "Page number, from 1.",
-    _int_between("page", 1, 10**9),
-)
-LIST_QUERY: tuple[QueryParam, ...] = (
-    QueryParam(
-        "state",
-        {"type": "string"},
-        "Only these submission states (comma-separated, or the parameter repeated).",
-        _states,
-    ),
-    QueryParam("flow", {"type": "string"}, "Only this flow.", _flow),
-    QueryParam(
-        "q",
-        {"type": "string", "maxLength": 200},
-        "Text the name or the repository URL contains (any case).",
-        _text("q", 200),
-    ),
-    QueryParam(
-        "uuid",
-        {"type": "string", "minLength": 4},
-        "Submissions whose uuid starts with this (at least 4 characters).",
-        _uuid_prefix,
-    ),
-    QueryParam(
-        "mine",
-        {"type": "boolean", "default": False},
-        "Only your own submissions (admins see everybody's otherwise).",
-        _bool("mine"),
-    ),
-    PAGE,
-    QueryParam(
-        "per_page",
-        {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE},
-        "Submissions per page.",
-        _int_between("per_page", 1, MAX_PER_PAGE),
-    ),
-)
-TASKS_QUERY: tuple[QueryParam, ...] = (
-    PAGE,
-    QueryParam(
-        "per_page",
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_TASKS_PER_PAGE,
-            "default": DEFAULT_TASKS_PER_PAGE,
-        },
-        "Tasks per page.",
-        _int_between("per_page", 1, MAX_TASKS_PER_PAGE),
-    ),
-)
-RESULTS_QUERY: tuple[QueryParam, ...] = (
-    QueryParam(
-        "objectives",
-        {"type": "string"},
-        "Objectives like area:min,setup_ws:max (default: area, power, setup slack and "
-        "wirelength, those the tasks measured).",
-        _text("objectives", 500),
-    ),
-)
-EXPORT_QUERY: tuple[QueryParam, ...] = (
-    QueryParam(
-        "run_dir",
-        {"type": "string"},
-        "Absolute folder the bundle will be unpacked as (default: the run folder).",
-        _run_dir,
-    ),
-)
-UUID_PATH = QueryParam(
-    "uuid", {"type": "string"}, "The submission's uuid.", lambda v: v[0], in_path=True
-)
+Page = Annotated[
+    int, _int_between("page", 1, 10**9), Field(ge=1, description="Page number, from 1.")
+]
 
 
-def parse_query(args: Any, params: Iterable[QueryParam]) -> dict[str, Any]:
-    """Parse a query string (a werkzeug MultiDict) against ``params``; unknown names refused.
+class Query(BaseModel):
+    """A query string: each parameter arrives as the list of its values."""
 
-    Absent parameters are left out of the result.
-    """
-    params = [p for p in params if not p.in_path]
-    known = {p.name: p for p in params}
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListQuery(Query):
+    """Filters and pagination of the submission list."""
+
+    state: Annotated[list[SubmissionState], BeforeValidator(_states)] = Field(
+        default_factory=list,
+        description="Only these submission states (comma-separated, or the parameter repeated).",
+    )
+    flow: Annotated[str | None, BeforeValidator(_flow)] = Field(
+        None, description="Only this flow.", json_schema_extra={"enum": FLOWS}
+    )
+    q: Annotated[str | None, _text("q", 200)] = Field(
+        None,
+        max_length=200,
+        description="Text the name or the repository URL contains (any case).",
+    )
+    uuid: Annotated[str | None, BeforeValidator(_uuid_prefix)] = Field(
+        None,
+        min_length=4,
+        description="Submissions whose uuid starts with this (at least 4 characters).",
+    )
+    mine: Annotated[bool, BeforeValidator(_bool)] = Field(
+        False, description="Only your own submissions (admins see everybody's otherwise)."
+    )
+    page: Page = 1
+    per_page: Annotated[int, _int_between("per_page", 1, MAX_PER_PAGE)] = Field(
+        DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE, description="Submissions per page."
+    )
+
+
+class TasksQuery(Query):
+    """Pagination of a submission's tasks."""
+
+    page: Page = 1
+    per_page: Annotated[int, _int_between("per_page", 1, MAX_TASKS_PER_PAGE)] = Field(
+        DEFAULT_TASKS_PER_PAGE, ge=1, le=MAX_TASKS_PER_PAGE, description="Tasks per page."
+    )
+
+
+class ResultsQuery(Query):
+    """The objectives of the Pareto front."""
+
+    objectives: Annotated[str | None, _text("objectives", 500)] = Field(
+        None,
+        description="Objectives like area:min,setup_ws:max (default: area, power, setup slack "
+        "and wirelength, those the tasks measured).",
+    )
+
+
+class ExportQuery(Query):
+    """Where the bundle will be unpacked."""
+
+    run_dir: Annotated[str | None, BeforeValidator(_run_dir)] = Field(
+        None,
+        description="Absolute folder the bundle will be unpacked as (default: the run folder).",
+    )
+
+
+class NoQuery(Query):
+    """No query parameters."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q", bound=Query)
+
+
+def _json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+_LABELS = {
+    "string": ("a string", "strings"),
+    "integer": ("an integer", "integers"),
+    "number": ("a number", "numbers"),
+    "boolean": ("true or false", "booleans"),
+    "object": ("an object", "objects"),
+}
+
+
+def _label(schema: Mapping[str, Any], plural: bool = False) -> str:
+    """How an error names the JSON type of ``schema`` ("a list of strings", ...)."""
+    if "anyOf" in schema:
+        kinds = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        words = [_label(s, plural) for s in kinds]
+        label = ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
+        return f"{label} or null" if len(kinds) < len(schema["anyOf"]) else label
+    kind = schema.get("type", "object")
+    if kind == "array":
+        return ("lists of " if plural else "a list of ") + _label(schema["items"], True)
+    values = schema.get("additionalProperties")
+    if kind == "object" and isinstance(values, dict):
+        return "an object of " + _label(values, True)
+    return _LABELS[kind][plural]
+
+
+def _field_path(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel]]:
+    """The part of ``loc`` naming model fields, and the model holding the last of them."""
+    names: list[str] = []
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            break
+        names.append(part)
+        inner = field.annotation
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and len(names) < len(loc):
+            model = inner
+    return names, model
+
+
+def _order(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[int, ...]:
+    """Sort key: unknown fields of an object first, then its fields in declared order."""
+    key: list[int] = []
+    for part in loc:
+        fields = list(model.model_fields)
+        if part not in fields:
+            key.append(-1)
+            break
+        key.append(fields.index(part))
+        inner = model.model_fields[part].annotation
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    return tuple(key)
+
+
+def _dig(data: Any, names: Iterable[str]) -> Any:
+    for name in names:
+        data = data[name]
+    return data
+
+
+def _translate(model: type[BaseModel], data: Any, exc: ValidationError) -> RequestInvalid:
+    """The first of pydantic's errors, worded as the API words it."""
+    errors = sorted(exc.errors(), key=lambda e: _order(model, e["loc"]))
+    first = errors[0]
+    loc = first["loc"]
+    if first["type"] == "extra_forbidden":
+        where = ".".join(str(p) for p in loc[:-1]) or "body"
+        unknown = sorted(
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "extra_forbidden" and e["loc"][:-1] == loc[:-1]
+        )
+        known = ", ".join(_field_path(model, (*loc[:-1], ""))[1].model_fields)
+        return RequestInvalid(
+            f"unknown field{'s' * (len(unknown) > 1)} in {where}: {', '.join(unknown)} "
+            f"(known: {known})",
+            {"field": where, "unknown": unknown},
+        )
+    names, holder = _field_path(model, loc)
+    path = ".".join(names)
+    if first["type"] == "missing":
+        return RequestInvalid(f"{path} is required", {"field": path})
+    value = _dig(data, names)
+    inner = holder.model_fields[names[-1]].annotation
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return RequestInvalid(
+            f"{path} must be a JSON object, got {_json_type_name(value)}",
+            {"field": path, "expected": "an object"},
+        )
+    label = _label(holder.model_json_schema()["properties"][names[-1]])
+    return RequestInvalid(
+        f"{path} must be {label}, got {_json_type_name(value)}",
+        {"field": path, "expected": label},
+    )
+
+
+def parse_body(data: Any, model: type[M]) -> M:
+    """``data`` (decoded JSON) checked against ``model``; :class:`RequestInvalid` if not."""
+    if not isinstance(data, dict):
+        raise RequestInvalid(
+            f"body must be a JSON object, got {_json_type_name(data)}",
+            {"field": "body", "expected": "an object"},
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(model, data, exc) from None
+
+
+def parse_query(args: Any, model: type[Q]) -> Q:
+    """A query string (a werkzeug MultiDict) parsed into ``model``; unknown names refused."""
+    known = list(model.model_fields)
     unknown = sorted(name for name in args if name not in known)
     if unknown:
-        allowed = ", ".join(known) or "none"
         raise RequestInvalid(
             f"unknown query parameter{'s' * (len(unknown) > 1)}: {', '.join(unknown)} "
-            f"(allowed: {allowed})",
+            f"(allowed: {', '.join(known) or 'none'})",
             {"unknown": unknown},
         )
-    out: dict[str, Any] = {}
-    for name, spec in known.items():
-        if name in args:
-            try:
-                out[name] = spec.parse(args.getlist(name))
-            except ValueError as exc:
-                raise RequestInvalid(str(exc), {"field": name}) from None
-    return out
+    try:
+        return model.model_validate({name: args.getlist(name) for name in args})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = str(error.get("ctx", {}).get("error") or error["msg"])
+        raise RequestInvalid(message, {"field": error["loc"][0]}) from None
 
 
-# --------------------------------------------------------------------------- response schemas
+# --------------------------------------------------------------------------- answers
+
+Time = datetime | None
+NullableText = str | None
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+class ErrorBody(Closed):
+    """The failure itself."""
+
+    code: str = Field(
+        json_schema_extra={"enum": sorted(set(ERROR_CODES.values()) | set(EXTRA_ERROR_CODES))}
+    )
+    message: str
+    details: Any = Field(None, description="More about the failure, when useful.")
 
 
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+class Error(Closed):
+    """Every failure: a stable snake_case code and a message for people."""
+
+    error: ErrorBody
 
 
-def _closed(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-    if description:
-        schema["description"] = description
-    return schema
+class Submission(Closed):
+    """One submission: its request, state and task counts."""
+
+    id: int
+    uuid: str
+    name: str
+    owner: str = Field(description="Username of the owner.")
+    state: SubmissionState
+    repo_url: str
+    ref: str
+    commit: NullableText
+    design_path: str
+    flow: str
+    flow_note: NullableText = Field(
+        description="What the tasks run when it is less than the whole real flow (a flow cut "
+        "to this cluster's steps, or the stand-in test double)."
+    )
+    params: dict[str, Any]
+    sweep: dict[str, Any] | None
+    resources: dict[str, Any]
+    notify: bool
+    n_tasks: int
+    tasks_by_state: dict[str, int]
+    cost_core_hours: float
+    job_ids: list[str]
+    created_at: Time
+    submitted_at: Time
+    finished_at: Time
+    error: NullableText
+    decision_reason: NullableText
+    url: str = Field(description="The submission's web page.")
 
 
-def component_schemas() -> dict[str, Any]:
-    """Every schema of the document, by name."""
-    return {
-        "Error": _closed(
-            {
-                "error": {
-                    "type": "object",
-                    "properties": {
-                        "code": {
-                            "type": "string",
-                            "enum": sorted(set(ERROR_CODES.values()) | set(EXTRA_ERROR_CODES)),
-                        },
-                        "message": {"type": "string"},
-                        "details": {"description": "More about the failure, when useful."},
-                    },
-                    "required": ["code", "message"],
-                    "additionalProperties": False,
-                }
-            },
-            "Every failure: a stable snake_case code and a message for people.",
-        ),
-        "Submission": _closed(
-            {
-                "id": {"type": "integer"},
-                "uuid": {"type": "string"},
-                "name": {"type": "string"},
-                "owner": {"type": "string", "description": "Username of the owner."},
-                "state": {"type": "string", "enum": [s.value for s in SubmissionState]},
-                "repo_url": {"type": "string"},
-                "ref": {"type": "string"},
-                "commit": _NULLABLE_STRING,
-                "design_path": {"type": "string"},
-                "flow": {"type": "string"},
-                "flow_note": {
-                    "type": ["string", "null"],
-                    "description": "What the tasks run when it is less than the whole real "
-                    "flow (a flow cut to this cluster's steps, or the stand-in test double).",
-                },
-                "params": {"type": "object"},
-                "sweep": {"type": ["object", "null"]},
-                "resources": {"type": "object"},
-                "notify": {"type": "boolean"},
-                "n_tasks": {"type": "integer"},
-                "tasks_by_state": _COUNTS,
-                "cost_core_hours": {"type": "number"},
-                "job_ids": {"type": "array", "items": {"type": "string"}},
-                "created_at": _TIME,
-                "submitted_at": _TIME,
-                "finished_at": _TIME,
-                "error": _NULLABLE_STRING,
-                "decision_reason": _NULLABLE_STRING,
-                "url": {"type": "string", "description": "The submission's web page."},
-            }
-        ),
-        "SubmissionEnvelope": _closed({"submission": _ref("Submission")}),
-        "SubmissionPage": _closed(
-            {
-                "items": {"type": "array", "items": _ref("Submission")},
-                "page": {"type": "integer"},
-                "per_page": {"type": "integer"},
-                "total": {"type": "integer"},
-            }
-        ),
-        "Task": _closed(
-            {
-                "index": {"type": "integer"},
-                "state": {"type": "string", "description": "Slurm's state of the array task."},
-                "pending_reason": {
-                    **_NULLABLE_STRING,
-                    "description": "Why Slurm keeps a PENDING task waiting (squeue's reason: "
-                    "Priority, Resources, JobHeldUser, QOSMaxJobsPerUserLimit...); null "
-                    "otherwise.",
-                },
-                "exit_code": {"type": ["integer", "null"]},
-                "signal": {"type": ["integer", "null"]},
-                "job": {**_NULLABLE_STRING, "description": "<array job id>_<array index>"},
-                "node": _NULLABLE_STRING,
-                "started_at": _TIME,
-                "ended_at": _TIME,
-                "elapsed_seconds": {"type": ["integer", "null"]},
-                "params": {"type": "object"},
-                "metrics": {"type": ["object", "null"], "description": "Design features."},
-            }
-        ),
-        "TaskPage": _closed(
-            {
-                "items": {"type": "array", "items": _ref("Task")},
-                "page": {"type": "integer"},
-                "per_page": {"type": "integer"},
-                "total": {"type": "integer"},
-            }
-        ),
-        "DryRun": _closed(
-            {
-                "script": {"type": "string", "description": "The exact sbatch script(s)."},
-                "points": {"type": "array", "items": {"type": "object"}},
-                "tasks": {"type": "integer"},
-                "core_hours": {"type": "number"},
-                "needs_approval": {"type": "boolean"},
-                "reasons": {"type": "array", "items": {"type": "string"}},
-            },
-            "What a submission would do; nothing was recorded or submitted.",
-        ),
-        "Results": _closed(
-            {
-                "objectives": {
-                    "type": "object",
-                    "additionalProperties": {"type": "string", "enum": ["min", "max"]},
-                },
-                "pareto": {"type": "array", "items": {"type": "integer"}},
-                "best": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "rows": {"type": "array", "items": _ref("ResultRow")},
-            },
-            "Design features per task, the Pareto front and the best task per objective.",
-        ),
-        "ResultRow": _closed(
-            {
-                "index": {"type": "integer"},
-                "state": {"type": "string"},
-                "exit_code": {"type": ["integer", "null"]},
-                "params": {"type": "object"},
-                "metrics": {"type": ["object", "null"]},
-                "pareto": {"type": "boolean"},
-                "best_for": {"type": "array", "items": {"type": "string"}},
-            }
-        ),
-        "Resubmitted": _closed(
-            {
-                "submission": _ref("Submission"),
-                "resubmitted": {"type": "array", "items": {"type": "integer"}},
-            }
-        ),
-        "Me": _closed(
-            {
-                "user": _closed(
-                    {
-                        "username": {"type": "string"},
-                        "email": {"type": "string"},
-                        "role": {"type": "string", "enum": ["user", "admin"]},
-                        "slurm_account": _NULLABLE_STRING,
-                        "notify": {"type": "string"},
-                        "created_at": _TIME,
-                    }
-                ),
-                "token": _closed(
-                    {
-                        "name": {"type": "string"},
-                        "prefix": {"type": "string"},
-                        "created_at": _TIME,
-                        "last_used_at": _TIME,
-                    }
-                ),
-            }
-        ),
-        "SubmitRequest": object_schema(SUBMIT_FIELDS),
-        "CancelRequest": object_schema(CANCEL_FIELDS),
-    }
+class SubmissionEnvelope(Closed):
+    """One submission."""
+
+    submission: Submission
 
 
-# --------------------------------------------------------------------------- operations
+class SubmissionPage(Closed):
+    """One page of submissions."""
+
+    items: list[Submission]
+    page: int
+    per_page: int
+    total: int
+
+
+class Task(Closed):
+    """One array task."""
+
+    index: int
+    state: str = Field(description="Slurm's state of the array task.")
+    pending_reason: NullableText = Field(
+        description="Why Slurm keeps a PENDING task waiting (squeue's reason: Priority, "
+        "Resources, JobHeldUser, QOSMaxJobsPerUserLimit...); null otherwise."
+    )
+    exit_code: int | None
+    signal: int | None
+    job: NullableText = Field(description="<array job id>_<array index>")
+    node: NullableText
+    started_at: Time
+    ended_at: Time
+    elapsed_seconds: int | None
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None = Field(description="Design features.")
+
+
+class TaskPage(Closed):
+    """One page of tasks."""
+
+    items: list[Task]
+    page: int
+    per_page: int
+    total: int
+
+
+class DryRun(Closed):
+    """What a submission would do; nothing was recorded or submitted."""
+
+    script: str = Field(description="The exact sbatch script(s).")
+    points: list[dict[str, Any]]
+    tasks: int
+    core_hours: float
+    needs_approval: bool
+    reasons: list[str]
+
+
+class ResultRow(Closed):
+    """One task's design features."""
+
+    index: int
+    state: str
+    exit_code: int | None
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None
+    pareto: bool
+    best_for: list[str]
+
+
+class Results(Closed):
+    """Design features per task, the Pareto front and the best task per objective."""
+
+    objectives: dict[str, Literal["min", "max"]]
+    pareto: list[int]
+    best: dict[str, int]
+    rows: list[ResultRow]
+
+
+class Resubmitted(Closed):
+    """The submission and the task indices run again."""
+
+    submission: Submission
+    resubmitted: list[int]
+
+
+class MeUser(Closed):
+    """The token's user."""
+
+    username: str
+    email: str
+    role: Literal["user", "admin"]
+    slurm_account: NullableText
+    notify: str
+    created_at: Time
+
+
+class MeToken(Closed):
+    """The token itself."""
+
+    name: str
+    prefix: str
+    created_at: Time
+    last_used_at: Time
+
+
+class Me(Closed):
+    """The token's user and the token."""
+
+    user: MeUser
+    token: MeToken
+
+
+# --------------------------------------------------------------------------- the document
 
 
 @dataclass(frozen=True)
 class Operation:
-    """What the document says about one endpoint."""
+    """What the document says about one endpoint (beyond its models)."""
 
     summary: str
     description: str
     ok: int
-    ok_schema: str | None
+    answer: type[BaseModel] | None
     errors: tuple[int, ...]
-    params: tuple[QueryParam, ...] = ()
-    body: str | None = None
+    query: type[Query] = NoQuery
+    body: type[BaseModel] | None = None
     body_required: bool = False
     public: bool = False
     ok_media: str = "application/json"
@@ -674,9 +627,9 @@ OPERATIONS: dict[str, Operation] = {
         "List submissions",
         "Your submissions (admins: everybody's), newest first, filtered and paginated in SQL.",
         200,
-        "SubmissionPage",
+        SubmissionPage,
         (400, 401, 429),
-        LIST_QUERY,
+        ListQuery,
     ),
     "api.create_submission": Operation(
         "Submit a design",
@@ -684,43 +637,43 @@ OPERATIONS: dict[str, Operation] = {
         "submission over the approval thresholds is recorded as AWAITING_APPROVAL. With "
         "dry_run the answer is the exact script and the points, and nothing is written.",
         201,
-        "SubmissionEnvelope",
+        SubmissionEnvelope,
         (400, 401, 413, 422, 429, 503),
-        body="SubmitRequest",
+        body=SubmitRequest,
         body_required=True,
     ),
     "api.get_submission": Operation(
-        "One submission", "Its state and task counts.", 200, "SubmissionEnvelope", _READ
+        "One submission", "Its state and task counts.", 200, SubmissionEnvelope, _READ
     ),
     "api.list_tasks": Operation(
         "A submission's tasks",
         "Array tasks in index order with Slurm state, exit code, node, runtime and metrics.",
         200,
-        "TaskPage",
+        TaskPage,
         (400, *_READ),
-        TASKS_QUERY,
+        TasksQuery,
     ),
     "api.results": Operation(
         "Results",
         "Design features per task with the Pareto front over the objectives.",
         200,
-        "Results",
+        Results,
         (400, 401, 404, 422, 429),
-        RESULTS_QUERY,
+        ResultsQuery,
     ),
     "api.cancel": Operation(
         "Cancel",
         "scancel the whole submission or some task indices (ONE scancel per array).",
         200,
-        "SubmissionEnvelope",
+        SubmissionEnvelope,
         (400, 401, 404, 409, 413, 422, 429, 503),
-        body="CancelRequest",
+        body=CancelRequest,
     ),
     "api.resubmit": Operation(
         "Resubmit failed tasks",
         "ONE new array over the failed and cancelled task indices of a finished submission.",
         200,
-        "Resubmitted",
+        Resubmitted,
         (401, 404, 409, 422, 429, 503),
     ),
     "api.retry": Operation(
@@ -728,7 +681,7 @@ OPERATIONS: dict[str, Operation] = {
         "Launch a SUBMIT_FAILED submission again (the same submission, ONE array), in the "
         "background: poll it for the new state.",
         202,
-        "SubmissionEnvelope",
+        SubmissionEnvelope,
         (401, 404, 409, 429),
     ),
     "api.export": Operation(
@@ -738,16 +691,61 @@ OPERATIONS: dict[str, Operation] = {
         200,
         None,
         (400, 401, 404, 409, 429),
-        EXPORT_QUERY,
+        ExportQuery,
         ok_media="application/gzip",
     ),
-    "api.me": Operation(
-        "Who am I", "The token's user and the token itself.", 200, "Me", (401, 429)
-    ),
+    "api.me": Operation("Who am I", "The token's user and the token itself.", 200, Me, (401, 429)),
     "api.openapi": Operation(
         "This document", "The OpenAPI 3.1 description of the API.", 200, None, (), public=True
     ),
 }
+#: Answers beyond an operation's own: what a dry run answers.
+DOCUMENTED = (Error, DryRun)
+_REF = "#/components/schemas/{model}"
+
+
+class _Schema(GenerateJsonSchema):
+    """pydantic's JSON schema without the ``title`` of every member."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def component_schemas() -> dict[str, Any]:
+    """Every model's JSON schema by name, nested models lifted out of ``$defs``."""
+    models = [*DOCUMENTED]
+    for op in OPERATIONS.values():
+        models += [m for m in (op.answer, op.body) if m is not None]
+    out: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=_REF, schema_generator=_Schema)
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    for op in OPERATIONS.values():  # what the query strings refer to (SubmissionState)
+        out.update(op.query.model_json_schema(ref_template=_REF).get("$defs", {}))
+    return dict(sorted(out.items()))
+
+
+def _parameter(name: str, schema: dict[str, Any], where: str = "query") -> dict[str, Any]:
+    """An OpenAPI parameter; an absent query parameter is simply left out, never null."""
+    kinds = [s for s in schema.pop("anyOf", ()) if s.get("type") != "null"]
+    if kinds:
+        schema = {**kinds[0], **schema}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": schema.pop("description", ""),
+        "schema": schema,
+    }
 
 
 def openapi_path(rule: Rule) -> str:
@@ -755,7 +753,7 @@ def openapi_path(rule: Rule) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
 
 
-def _operation(endpoint: str, rule: Rule, method: str) -> dict[str, Any]:
+def _operation(endpoint: str, rule: Rule) -> dict[str, Any]:
     try:
         op = OPERATIONS[endpoint]
     except KeyError:
@@ -765,37 +763,28 @@ def _operation(endpoint: str, rule: Rule, method: str) -> dict[str, Any]:
         "summary": op.summary,
         "description": op.description,
     }
-    params = [UUID_PATH.openapi()] if "<uuid>" in rule.rule else []
-    params += [p.openapi() for p in op.params]
+    params = [
+        _parameter(name, {"type": "string", "description": "The submission's uuid."}, "path")
+        for name in rule.arguments
+    ]
+    query = op.query.model_json_schema(ref_template=_REF, schema_generator=_Schema)["properties"]
+    params += [_parameter(name, schema) for name, schema in query.items()]
     if params:
         out["parameters"] = params
     if op.body:
-        out["requestBody"] = {
-            "required": op.body_required,
-            "content": {"application/json": {"schema": _ref(op.body)}},
-        }
-    responses: dict[str, Any] = {}
+        out["requestBody"] = {"required": op.body_required, **_json(_ref(op.body))}
     if op.ok_media == "application/json":
-        schema = _ref(op.ok_schema) if op.ok_schema else {"type": "object"}
-        responses[str(op.ok)] = {
-            "description": "Success.",
-            "content": {"application/json": {"schema": schema}},
-        }
+        ok = _json(_ref(op.answer) if op.answer else {"type": "object"})
     else:
-        responses[str(op.ok)] = {
-            "description": "Success.",
-            "content": {op.ok_media: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    if endpoint == "api.create_submission":
+        ok = {"content": {op.ok_media: {"schema": {"type": "string", "format": "binary"}}}}
+    responses: dict[str, Any] = {str(op.ok): {"description": "Success.", **ok}}
+    if op.body is SubmitRequest:
         responses["200"] = {
             "description": "dry_run: what would be submitted (nothing was written).",
-            "content": {"application/json": {"schema": _ref("DryRun")}},
+            **_json(_ref(DryRun)),
         }
-    for status in sorted(op.errors):
-        responses[str(status)] = {
-            "description": ERROR_CODES[status],
-            "content": {"application/json": {"schema": _ref("Error")}},
-        }
+    for status in op.errors:
+        responses[str(status)] = {"description": ERROR_CODES[status], **_json(_ref(Error))}
     out["responses"] = dict(sorted(responses.items()))
     if op.public:
         out["security"] = []
@@ -808,7 +797,7 @@ def build_openapi(rules: Iterable[Rule], *, version: str, server_url: str) -> di
     for rule in sorted(rules, key=lambda r: r.rule):
         item = paths.setdefault(openapi_path(rule), {})
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            item[method.lower()] = _operation(rule.endpoint, rule, method)
+            item[method.lower()] = _operation(rule.endpoint, rule)
     return {
         "openapi": "3.1.0",
         "info": {

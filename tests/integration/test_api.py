@@ -21,7 +21,7 @@ from portal.cluster import slurm_client
 from portal.extensions import db
 from portal.models import AuditLog, Submission, Task, User
 from portal.poller import poll_once
-from portal.web.api_schema import SUBMIT_FIELDS, openapi_path
+from portal.web.api_schema import SubmitRequest, openapi_path
 from tests.fixtures.gitdaemon import closed_port
 from tests.integration import engine_helpers
 from tests.integration.web_helpers import PASSWORD, add_user, login, post_form
@@ -659,7 +659,7 @@ def test_openapi_describes_every_rule_and_is_public(app):
         "$ref": "#/components/schemas/SubmitRequest"
     }
     request_schema = doc["components"]["schemas"]["SubmitRequest"]
-    assert list(request_schema["properties"]) == [f.name for f in SUBMIT_FIELDS]
+    assert list(request_schema["properties"]) == list(SubmitRequest.model_fields)
     assert request_schema["required"] == ["repo_url"]
     assert request_schema["additionalProperties"] is False
     assert doc["paths"][f"{API}/openapi.json"]["get"]["security"] == []
@@ -685,7 +685,7 @@ def test_openapi_refs_resolve_and_schemas_are_valid(app):
     assert {ref.rsplit("/", 1)[1] for ref in refs} <= set(schemas)
     for schema in schemas.values():
         jsonschema.Draft202012Validator.check_schema(schema)
-    codes = set(schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+    codes = set(schemas["ErrorBody"]["properties"]["code"]["enum"])
     assert {
         "invalid_request",
         "unauthorized",
@@ -886,9 +886,7 @@ def test_docs_describe_every_endpoint_field_and_code(app):
     for path, item in doc["paths"].items():
         for method in item:
             assert f"`{method.upper()} {path}" in text, (method, path)
-    for field in SUBMIT_FIELDS:
-        assert f"| `{field.name}` |" in text, field.name
-    for code in doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"][
-        "enum"
-    ]:
+    for name in SubmitRequest.model_fields:
+        assert f"| `{name}` |" in text, name
+    for code in doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]:
         assert f"`{code}`" in text, code

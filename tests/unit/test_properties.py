@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from portal.catalog import ParameterError
 from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep
-from portal.web.api_schema import SUBMIT_FIELDS, RequestInvalid, parse_object
+from portal.web.api_schema import RequestInvalid, SubmitRequest, parse_body
 
 PROPERTY = settings(
     max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -85,9 +85,9 @@ def test_sweep_documents_give_points_or_a_sweep_error(kind, body):
 )
 def test_the_submit_body_is_parsed_or_refused_with_a_request_error(body):
     try:
-        parsed = parse_object(body, SUBMIT_FIELDS)
+        parsed = parse_body(body, SubmitRequest)
     except RequestInvalid as exc:
         assert exc.message
         return
-    assert isinstance(parsed["repo_url"], str)
-    assert set(parsed) == {field.name for field in SUBMIT_FIELDS}
+    assert isinstance(parsed.repo_url, str)
+    assert set(parsed.model_dump()) == set(SubmitRequest.model_fields)
