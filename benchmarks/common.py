@@ -138,7 +138,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def summary(values: Sequence[float], digits: int = 4) -> dict[str, Any]:
-    """n, median, p95, min, max of ``values`` (seconds), rounded."""
+    """n, median, p95, p99, min, max of ``values`` (seconds), rounded."""
     if not values:
         return {"n": 0}
 
@@ -149,6 +149,7 @@ def summary(values: Sequence[float], digits: int = 4) -> dict[str, Any]:
         "n": len(values),
         "median": r(statistics.median(values)),
         "p95": r(percentile(values, 95)),
+        "p99": r(percentile(values, 99)),
         "min": r(min(values)),
         "max": r(max(values)),
     }

@@ -147,8 +147,17 @@ def test_load_benchmark():
     assert record["name"] == "load" and record["size"] == {"clients": 5, "seconds": 5}
     assert record["requests"] > 0 and record["throughput_per_s"] > 0
     assert sum(record["status"].values()) == record["requests"]
-    assert set(record["actions"]) <= {"dashboard", "submission", "api_list", "submit"}
+    actions = record["actions"]
+    assert set(actions) - {"healthz"} <= {
+        "dashboard", "submission", "api_list", "submit", "dry_run_branch", "dry_run_commit"
+    }  # fmt: skip
     assert record["submissions_lost"] == []
-    assert record["fivexx"] == sum(v for k, v in record["status"].items() if k.startswith("5"))
+    fivexx = sum(v for k, v in record["status"].items() if k.startswith("5"))
+    fivexx += sum(v for k, v in actions["healthz"]["status"].items() if k.startswith("5"))
+    assert record["fivexx"] + record["repository_fetching_503"] == fivexx
+    assert sum(record["fivexx_by"].values()) == record["fivexx"]
     positive(record["latency"])
+    positive(actions["healthz"]["latency"])  # the probe ran the whole time: ~10 a second
+    assert actions["healthz"]["latency"]["n"] >= record["size"]["seconds"]
+    assert set(record["targets"]) == {"zero_5xx", "healthz_p99_under_1s", "no_lost_submission"}
     assert bench_jobs_left() == []
