@@ -98,6 +98,12 @@ def test_nginx_and_gunicorn_answer_on_loopback():
     assert through_nginx.headers["Server"].startswith("nginx")
     direct = requests.get(f"{GUNICORN}/healthz", timeout=10)
     assert direct.status_code == 200 and direct.json() == {"status": "ok"}
+    # nginx's /healthz is the gunicorn master's answer (portal_health_bind), not the app's
+    master = requests.get("http://127.0.0.1:8001/healthz", timeout=10)
+    assert master.status_code == 200 and master.json() == {"status": "ok"}
+    # the app's answers carry its security headers, the master's does not
+    assert "Content-Security-Policy" in direct.headers
+    assert "Content-Security-Policy" not in through_nginx.headers
     assert "nginx" not in direct.headers.get("Server", "")
     # Only loopback: nginx was told to listen on 127.0.0.1, gunicorn binds 127.0.0.1.
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout

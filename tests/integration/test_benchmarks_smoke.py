@@ -148,16 +148,22 @@ def test_load_benchmark():
     assert record["requests"] > 0 and record["throughput_per_s"] > 0
     assert sum(record["status"].values()) == record["requests"]
     actions = record["actions"]
-    assert set(actions) - {"healthz"} <= {
+    assert set(actions) - {"healthz", "healthz_app"} <= {
         "dashboard", "submission", "api_list", "submit", "dry_run_branch", "dry_run_commit"
     }  # fmt: skip
     assert record["submissions_lost"] == []
     fivexx = sum(v for k, v in record["status"].items() if k.startswith("5"))
-    fivexx += sum(v for k, v in actions["healthz"]["status"].items() if k.startswith("5"))
+    fivexx += sum(
+        v
+        for p in ("healthz", "healthz_app")
+        for k, v in actions[p]["status"].items()
+        if k[0] == "5"
+    )
     assert record["fivexx"] + record["repository_fetching_503"] == fivexx
     assert sum(record["fivexx_by"].values()) == record["fivexx"]
     positive(record["latency"])
-    positive(actions["healthz"]["latency"])  # the probe ran the whole time: ~10 a second
-    assert actions["healthz"]["latency"]["n"] >= record["size"]["seconds"]
+    for probe in ("healthz", "healthz_app"):  # the master's and the app's /healthz
+        positive(actions[probe]["latency"])  # the probe ran the whole time: ~10 a second
+        assert actions[probe]["latency"]["n"] >= record["size"]["seconds"]
     assert set(record["targets"]) == {"zero_5xx", "healthz_p99_under_1s", "no_lost_submission"}
     assert bench_jobs_left() == []
