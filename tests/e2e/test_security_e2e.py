@@ -66,16 +66,17 @@ def test_markup_in_names_and_reasons_is_shown_as_text(live_portal, open_page, ex
         design_path=BAD_PATH,
     )
     fill_submit_form(designer, form)
-    # The live estimate (an htmx fragment) quotes the refused folder name back.
-    expect(designer.locator("#estimate .estimate-errors")).to_contain_text(
+    # The live estimate (an htmx fragment) quotes the refused folder name back at its field.
+    refused = (
         "design folder may only use letters, digits and _ . + @ = , -: "
         "'designs/<img src=x onerror=alert(3)>'"
     )
+    expect(designer.locator("#design_path-error")).to_contain_text(refused)
     assert_nothing_injected(designer)
 
     designer.click("#submit-form button.btn-primary[type=submit]")
     designer.wait_for_selector("#form-errors")
-    assert "<img src=x onerror=alert(3)>" in designer.inner_text("#form-errors")
+    assert refused in designer.inner_text("#design_path-error")
     assert designer.input_value("#name") == NAME
     assert designer.input_value("#design_path") == BAD_PATH
     assert_nothing_injected(designer)
