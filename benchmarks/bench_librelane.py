@@ -80,8 +80,8 @@ def sweep(points: int) -> dict[str, Any]:
 def create(app: Any, url: str, points: int, throttle: int = 0) -> Any:
     from sqlalchemy import select
 
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
     from portal.extensions import db
     from portal.models import User
 
@@ -125,7 +125,7 @@ def run_script(run_dir: Path, index: int) -> float:
 
 def run_by_hand(run_dir: Path, index: int, hand_root: Path) -> float:
     """The same LibreLane command on the same config, typed by a designer."""
-    from portal.taskconfigs import read_task_config
+    from portal.submit.taskconfigs import read_task_config
 
     folder = hand_root / str(index)
     shutil.rmtree(folder, ignore_errors=True)
@@ -159,7 +159,7 @@ def run_by_hand(run_dir: Path, index: int, hand_root: Path) -> float:
 
 
 def overhead(app: Any, url: str, root: Path, rounds: int) -> dict[str, Any]:
-    from portal import submissions as svc
+    from portal import submit as svc
 
     submission = create(app, url, rounds)
     svc.stage(submission, app.config)
@@ -185,10 +185,10 @@ def overhead(app: Any, url: str, root: Path, rounds: int) -> dict[str, Any]:
 
 
 def makespan(app: Any, url: str, points: int, throttle: int, solo: float) -> dict[str, Any]:
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
     from portal.extensions import db
-    from portal.poller import poll_once
+    from portal.track.poller import poll_once
 
     slurm = slurm_client(app.config)
     submission = create(app, url, points, throttle)

@@ -4,7 +4,7 @@ Setup: ``--submissions`` portal submissions with ``--size`` tasks in all go thro
 submit path with every ``sbatch`` held (they stay PENDING and never run); all are cancelled at
 the end, also on failure.
 
-Measured, per cycle of ``portal.poller.poll_once``: sacct/squeue calls, wall seconds, CPU
+Measured, per cycle of ``portal.track.poller.poll_once``: sacct/squeue calls, wall seconds, CPU
 seconds of this process (and of the Slurm commands it waited for), task rows written (the
 poller's count, and independently every INSERT/UPDATE/DELETE the database saw with its row
 count). Cycles:
@@ -79,10 +79,10 @@ def portal_cycle(
     slurm: Any, transport: CountingTransport, writes: WriteCounter, memory: Any
 ) -> dict[str, Any]:
     """One poll_once in a fresh session, with the Slurm client and the poller's memory kept
-    across cycles as the scheduled :class:`portal.poller.Poller` keeps them; what it did and
+    across cycles as the scheduled :class:`portal.track.poller.Poller` keeps them; what it did and
     cost."""
     from portal.extensions import db
-    from portal.poller import poll_once
+    from portal.track.poller import poll_once
 
     transport.reset()
     writes.take()
@@ -157,8 +157,8 @@ def main() -> None:
 
     from portal.extensions import db
     from portal.models import Task
-    from portal.poller import PollMemory
     from portal.slurm.client import SlurmClient
+    from portal.track.poller import PollMemory
 
     per_submission = [args.size // args.submissions] * args.submissions
     per_submission[-1] += args.size - sum(per_submission)

@@ -7,8 +7,8 @@ metrics file is replaced by REAL recorded data from tests/data/openlane: OpenLan
 header and one row of the recorded ``metrics.csv`` files (all three column vintages, every row
 in turn), OpenLane 2 tasks get the recorded ``final/metrics.json`` of ``spm`` verbatim.
 
-Measured: ``portal.collect.collect_task_metrics`` (what the poller runs for each task that just
-finished: find the run, ``portal.flows.reports.parse_run_dir``, normalize) over every task,
+Measured: ``portal.track.collect.collect_task_metrics`` (what the poller runs for each task that
+just finished: find the run, ``portal.flows.reports.parse_run_dir``, normalize) over every task,
 ``--repeats`` times; the first (coldest) pass is reported apart. Target: <= 2 s.
 
 Usage: ``.venv/bin/python -m benchmarks.bench_reports --size 1000``.
@@ -100,7 +100,7 @@ def build_tasks(root: Path, size: int) -> list[tuple[str, Path, int]]:
 
 def collect_all(tasks: list[tuple[str, Path, int]]) -> tuple[int, int]:
     """Collect every task like the poller does; (records, records with a die area)."""
-    from portal.collect import collect_task_metrics
+    from portal.track.collect import collect_task_metrics
 
     found = with_area = 0
     for flow, run_dir, index in tasks:

@@ -396,7 +396,7 @@ def portal_once(
     context): plan, create, launch. Its timings, Slurm calls, job ids and uuid."""
     from sqlalchemy import select
 
-    from portal import submissions as svc
+    from portal import submit as svc
     from portal.extensions import db
     from portal.models import User
     from portal.slurm.client import SlurmClient

@@ -27,7 +27,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     from portal import models  # noqa: F401  (register the tables)
     from portal.flows.registry import site_notes
-    from portal.notify import init_mail
+    from portal.mail.outbox import init_mail
     from portal.web import init_web
 
     init_mail(app)

@@ -3,7 +3,7 @@
 Commands run against the portal's own database and settings (PORTAL_INSTANCE_PATH,
 PORTAL_* variables). With ``--server URL`` (or PORTAL_SERVER) the submission commands --
 submit, status, cancel, resubmit, results, export -- go through the REST API instead
-(:mod:`portal.client`, token from PORTAL_TOKEN or the config file) and print the same thing.
+(:mod:`portal.apiclient`, token from PORTAL_TOKEN or the config file) and print the same thing.
 Bad input exits with status 2 and a one-line error; nothing is written.
 """
 
@@ -24,7 +24,7 @@ from sqlalchemy import or_, select
 from portal.models import Submission, User
 
 if TYPE_CHECKING:
-    from portal.client import PortalClient
+    from portal.apiclient import PortalClient
 
 ID_HELP = "submission uuid (or a unique prefix of at least 4 characters) or number"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -53,7 +53,7 @@ class Context:
     def client(self) -> PortalClient:
         """The API client for ``--server`` (fails clearly without a token)."""
         if self._client is None:
-            from portal.client import PortalClient, PortalConfigError, load_token
+            from portal.apiclient import PortalClient, PortalConfigError, load_token
 
             try:
                 self._client = PortalClient(str(self.server), load_token())
@@ -115,7 +115,7 @@ def remote_or_local(
 
 def _remote_call(call: Callable[[], Any]) -> Any:
     """Turn API errors into the CLI's errors (exit 1 when Slurm or the server is down)."""
-    from portal.client import PortalAPIError
+    from portal.apiclient import PortalAPIError
 
     try:
         return call()
@@ -406,7 +406,7 @@ def _dry_run_text(script: str, points: list[dict[str, Any]], summary: dict[str, 
 
 
 def _points_table(points: list[dict[str, Any]]) -> str:
-    from portal.sweeps import sweep_table
+    from portal.submit.sweeps import sweep_table
 
     rows = [line.split("\t") for line in sweep_table(points).splitlines()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -527,9 +527,9 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit a design (optionally a sweep) as ONE Slurm job array."""
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
-    from portal.sweeps import SweepError, load_sweep_file, parse_cli_sets
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
+    from portal.submit.sweeps import SweepError, load_sweep_file, parse_cli_sets
 
     owner = acting_user(username)
     try:
@@ -693,7 +693,7 @@ def parse_indices(text: str) -> list[int]:
 def _run_service(func: Callable[[], Any]) -> Any:
     from portal.slurm.client import SlurmError
     from portal.slurm.transports import TransportError
-    from portal.submissions import SubmissionError
+    from portal.submit import SubmissionError
 
     try:
         return func()
@@ -728,8 +728,8 @@ def _cancel_remote(client: PortalClient, ident: str, task_list: str | None) -> N
 @remote_or_local(_cancel_remote)
 def cancel(app: Flask, ident: str, task_list: str | None, username: str | None) -> None:
     """Cancel a submission's array(s), or some of its tasks."""
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
 
     submission = find_submission(ident)
     actor = acting_user(username)
@@ -764,8 +764,8 @@ def _resubmit_remote(client: PortalClient, ident: str, failed: bool) -> None:
 @remote_or_local(_resubmit_remote)
 def resubmit(app: Flask, ident: str, failed: bool, username: str | None) -> None:
     """Submit ONE new array over only the failed task indices."""
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
 
     submission = find_submission(ident)
     actor = acting_user(username)
@@ -789,8 +789,8 @@ def _retry_remote(client: PortalClient, ident: str) -> None:
 @remote_or_local(_retry_remote)
 def retry(app: Flask, ident: str, username: str | None) -> None:
     """Launch a SUBMIT_FAILED submission again: the same submission, ONE array."""
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
 
     submission = find_submission(ident)
     _check_owner(acting_user(username), submission)
@@ -807,8 +807,8 @@ def retry(app: Flask, ident: str, username: str | None) -> None:
 @with_app
 def approve(app: Flask, ident: str, username: str | None) -> None:
     """Approve a submission waiting for an admin (it is then submitted)."""
-    from portal import submissions as svc
-    from portal.cluster import slurm_client
+    from portal import submit as svc
+    from portal.cluster.connect import slurm_client
 
     admin = acting_user(username, admin=True)
     submission = find_submission(ident)
@@ -827,7 +827,7 @@ def approve(app: Flask, ident: str, username: str | None) -> None:
 @with_app
 def reject(app: Flask, ident: str, reason: str, username: str | None) -> None:
     """Reject a submission waiting for an admin, with a reason for its owner."""
-    from portal import submissions as svc
+    from portal import submit as svc
 
     admin = acting_user(username, admin=True)
     submission = find_submission(ident)
@@ -857,7 +857,7 @@ def _export_remote(client: PortalClient, ident: str, output: Path, run_dir: Path
 @remote_or_local(_export_remote)
 def export(app: Flask, ident: str, output: Path, run_dir: Path | None) -> None:
     """Write a tarball (script, per-task configs, design, README) runnable with plain sbatch."""
-    from portal.export import ExportError, build_bundle
+    from portal.submit.export import ExportError, build_bundle
 
     submission = find_submission(ident)
     try:
@@ -873,9 +873,9 @@ def export(app: Flask, ident: str, output: Path, run_dir: Path | None) -> None:
 @with_app
 def poll(app: Flask, once: bool) -> None:
     """Follow Slurm: one sacct call per cycle for every unfinished task."""
-    from portal.cluster import slurm_client
-    from portal.launcher import HandOver
-    from portal.metrics import RecordingPoller
+    from portal.cluster.connect import slurm_client
+    from portal.submit.background import HandOver
+    from portal.track.pollstats import RecordingPoller
 
     poller = RecordingPoller(app, slurm_client(app.config), hand_over=HandOver(app))
     if once:
@@ -888,7 +888,7 @@ def poll(app: Flask, once: bool) -> None:
             sys.exit(1)
         click.echo(json.dumps(stats.__dict__))
         return
-    from portal.scheduler import run_forever
+    from portal.track.scheduler import run_forever
 
     run_forever(app, poller)
 
@@ -924,7 +924,7 @@ def _results_remote(
 @remote_or_local(_results_remote)
 def results(app: Flask, ident: str, objectives: str | None, as_csv: bool, as_json: bool) -> None:
     """The sweep's design features with the Pareto front and the best point per objective."""
-    from portal.results import ResultsError, results_table
+    from portal.results.table import ResultsError, results_table
 
     submission = find_submission(ident)
     try:
@@ -1032,7 +1032,7 @@ def mail() -> None:
 @with_app
 def mail_flush(app: Flask) -> None:
     """Send every queued message now, ignoring backoff."""
-    from portal.notify import flush_outbox
+    from portal.mail.outbox import flush_outbox
 
     click.echo(json.dumps(flush_outbox()))
 

@@ -1,8 +1,8 @@
 """Errors shared by the submission service and the modules below it.
 
-:class:`SubmissionError` lives here, not in :mod:`portal.submissions`, so that modules the
-service uses (:mod:`portal.cluster`'s :class:`~portal.cluster.RunAsError`) can derive from it
-without importing the service back.
+:class:`SubmissionError` lives here, not in :mod:`portal.submit`, so that modules the
+service uses (:mod:`portal.cluster.connect`'s :class:`~portal.cluster.connect.RunAsError`) can
+derive from it without importing the service back.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.models import Submission, Task
-from portal.results import ResultsTable
+from portal.results.table import ResultsTable
 from portal.slurm.states import PENDING
 
 
@@ -141,7 +141,7 @@ def submission_row(data: Mapping[str, Any]) -> str:
 
 
 def results_from_dict(data: Mapping[str, Any]) -> ResultsTable:
-    """A :class:`~portal.results.ResultsTable` back from its JSON shape (the API's answer)."""
+    """A :class:`~portal.results.table.ResultsTable` back from its JSON shape (the API's answer)."""
     rows = [
         {key: row.get(key) for key in ("index", "state", "exit_code", "params", "metrics")}
         for row in data["rows"]

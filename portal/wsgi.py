@@ -11,10 +11,10 @@ from __future__ import annotations
 import atexit
 
 from portal import create_app
-from portal.cluster import slurm_client
-from portal.launcher import HandOver
-from portal.metrics import RecordingPoller
-from portal.scheduler import start_scheduler, stop_scheduler
+from portal.cluster.connect import slurm_client
+from portal.submit.background import HandOver
+from portal.track.pollstats import RecordingPoller
+from portal.track.scheduler import start_scheduler, stop_scheduler
 
 app = create_app()
 

@@ -6,7 +6,7 @@ submission the portal:
 1. finds the design's configuration in the checked-out repository (:meth:`Flow.find_design`,
    which honours an ``openlane-portal.yaml`` manifest, see :mod:`portal.flows.manifest`);
 2. renders one configuration per sweep point (:meth:`Flow.task_config_text`); staging packs
-   them into one file per run (:mod:`portal.taskconfigs`) and each array task writes its own
+   them into one file per run (:mod:`portal.submit.taskconfigs`) and each array task writes its own
    into ``tasks/<i>/`` when it starts (the same as :meth:`Flow.write_task_config` does here);
 3. renders the command each array task runs (:meth:`Flow.task_words` =
    :meth:`Flow.container_words` + :meth:`Flow.command_words`), made of literals and

@@ -189,7 +189,8 @@ class DesignFeatures:
     source: str | None = None
 
     def numeric(self) -> dict[str, float | int | None]:
-        """The numeric features only, keyed by field name (rows for :mod:`portal.dse`)."""
+        """The numeric features only, keyed by field name (rows for
+        :mod:`portal.results.pareto`)."""
         return {name: getattr(self, name) for name in NUMERIC_FIELDS}
 
     def to_dict(self, *, include_raw: bool = True) -> dict[str, Any]:

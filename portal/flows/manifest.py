@@ -23,7 +23,7 @@ Schema (version 1)::
       CLOCK_PERIOD: 12              #   names are OpenLane variable names (UPPER_CASE);
       SYNTH_STRATEGY: AREA 0        #   values are scalars or flat lists of scalars
     sweep:                          # optional: a default sweep, passed as-is to the sweep
-      mode: grid                    #   engine (portal/sweeps.py), which validates it
+      mode: grid                    #   engine (portal/submit/sweeps.py), which validates it
       parameters:
         CLOCK_PERIOD: [10, 12, 15]
         FP_CORE_UTIL: [30, 40]

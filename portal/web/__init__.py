@@ -8,9 +8,7 @@ authenticated by that token alone: their session cookie is ignored, CSRF does no
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
-import importlib.util
 import logging
 from typing import Any
 
@@ -44,21 +42,6 @@ from portal.web.access import install_login_protocol, is_admin
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 csrf = CSRFProtect()
 login_manager = LoginManager()
-
-# ------------------------------------------------------------------------------------------
-# OTHER BLUEPRINTS — registered here once their module exists: (module, attribute holding the
-# Blueprint). A module that is absent is skipped; one that exists but fails to import raises.
-# Each blueprint sets its own url_prefix.
-OTHER_BLUEPRINTS: list[tuple[str, str]] = [
-    ("portal.web.dashboard", "bp"),
-    ("portal.web.submissions", "bp"),
-    ("portal.web.admin", "bp"),
-    ("portal.web.api", "bp"),
-    ("portal.web.detail", "bp"),
-    ("portal.web.files", "bp"),
-    ("portal.web.metrics", "bp"),
-]
-# ------------------------------------------------------------------------------------------
 
 #: Main navigation: (label, endpoint, admins only). Entries whose endpoint is not registered
 #: (yet) are not shown.
@@ -258,15 +241,22 @@ def _layout_context(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from portal.web.account import bp as account_bp
-    from portal.web.auth import bp as auth_bp
+    """Every blueprint of the web layer, by explicit import (each sets its own url_prefix).
+    Imported here, not at the top: their modules use this package's ``limiter`` and helpers."""
+    from portal.web import (
+        account,
+        admin,
+        api,
+        auth,
+        dashboard,
+        detail,
+        files,
+        prometheus,
+        submissions,
+    )
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(account_bp)
-    for module_name, attribute in OTHER_BLUEPRINTS:
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        app.register_blueprint(getattr(importlib.import_module(module_name), attribute))
+    for module in (auth, account, dashboard, submissions, admin, api, detail, files, prometheus):
+        app.register_blueprint(module.bp)
 
 
 class BoundedInt(IntegerConverter):

@@ -3,8 +3,8 @@ configured images and the test email. Every view is for active admins only
 (:func:`~portal.web.access.admin_required`: anonymous -> sign in, others -> 403).
 
 Every change is audited (``portal.models.audit``) in the same commit as the change itself.
-Approving starts the launch through :func:`portal.launcher.start_launch` (background thread by
-default), so the admin's request does not wait for a clone and sbatch.
+Approving starts the launch through :func:`portal.submit.background.start_launch` (background
+thread by default), so the admin's request does not wait for a clone and sbatch.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from portal import accounts
-from portal.cluster import slurm_client
-from portal.clusterstatus import ClusterStatus, describe_flags, node_healthy, read_cluster_status
+from portal.cluster.connect import slurm_client
+from portal.cluster.overview import ClusterStatus, describe_flags, node_healthy, read_cluster_status
 from portal.extensions import db
+from portal.mail.outbox import MailError, enqueue_mail, send_test_email
 from portal.models import Outbox, Role, Submission, SubmissionState, User, audit
-from portal.notify import MailError, enqueue_mail, send_test_email
 from portal.slurm.client import DEFAULT_MAX_ARRAY_SIZE, SlurmError
 from portal.slurm.transports import SlurmConfigError, TransportError, transport_kind
-from portal.submissions import SubmissionError, reject
+from portal.submit import SubmissionError, reject
 from portal.web.access import admin_required
 from portal.web.admin_forms import (
     ActionForm,

@@ -4,9 +4,10 @@
 submit form's preview works from a Plan instead), from a throwaway clone of its repository.
 
 :func:`approve_and_launch` records the admin's approval and starts the launch with
-:func:`portal.launcher.start_launch`: in the background by default, so the admin's request does
-not wait for the clone and sbatch, inside the request with ``LAUNCH_IN_BACKGROUND`` false.
-The approval itself is :func:`portal.submissions.record_approval` (one conditional UPDATE, so
+:func:`portal.submit.background.start_launch`: in the background by default, so the admin's
+request does not wait for the clone and sbatch, inside the request with ``LAUNCH_IN_BACKGROUND``
+false.
+The approval itself is :func:`portal.submit.record_approval` (one conditional UPDATE, so
 of two admins approving at once exactly one launches it).
 """
 
@@ -21,12 +22,12 @@ from flask import Flask
 
 from portal.flows.registry import get_flow
 from portal.flows.types import FlowError
-from portal.gitpolicy import GitURLError, check_repo_url
-from portal.launcher import start_launch
 from portal.models import Submission, User
-from portal.render import RenderError
-from portal.staging import StagingError, stage_repository
-from portal.submissions import SubmissionError, record_approval, render_scripts, run_dir_of
+from portal.submit import SubmissionError, record_approval, render_scripts, run_dir_of
+from portal.submit.background import start_launch
+from portal.submit.checkout import StagingError, stage_repository
+from portal.submit.gitpolicy import GitURLError, check_repo_url
+from portal.submit.sbatch import RenderError
 
 #: Values of one swept parameter shown before "…".
 SHOWN_VALUES = 6

@@ -27,18 +27,18 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
-from portal import launcher
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
-from portal.previews import PreviewPending
-from portal.render import RenderError
-from portal.results import ResultsError, results_table
+from portal.results.table import ResultsError, results_table
 from portal.serialize import isotime, submission_dict, task_counts, task_dict
 from portal.slurm.client import SlurmError
 from portal.slurm.transports import SlurmConfigError, TransportError
+from portal.submit import background
+from portal.submit.previews import PreviewPending
+from portal.submit.sbatch import RenderError
 from portal.web import bearer_token, error_response, limiter, portal_version
 from portal.web.access import can_view, visible_submissions
 from portal.web.api_schema import (
@@ -372,7 +372,7 @@ def create_submission() -> Any:
     try:
         if body.dry_run:
             return json_response(_dry_run(built, user))
-        submission = launcher.submit_request(app, built, user)
+        submission = background.submit_request(app, built, user)
     except svc.SubmissionError as exc:
         db.session.rollback()
         raise APIError(422, str(exc)) from None
@@ -498,7 +498,7 @@ def retry(uuid: str) -> Any:
     except svc.SubmissionError as exc:
         db.session.rollback()
         raise APIError(409, str(exc)) from None
-    launcher.start_launch(current_app._get_current_object(), submission)  # type: ignore[attr-defined]
+    background.start_launch(current_app._get_current_object(), submission)  # type: ignore[attr-defined]
     return _envelope(submission, 202)
 
 

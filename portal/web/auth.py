@@ -44,11 +44,11 @@ _LOCKOUT_NAMESPACE = "login-lockout"
 
 
 def send_mail(recipient: str, subject: str, body_text: str, dedupe_key: str) -> None:
-    """Queue an email in the outbox (portal.notify delivers and retries it).
+    """Queue an email in the outbox (portal.mail.outbox delivers and retries it).
 
     A message with the same ``dedupe_key`` is queued only once, also under a race.
     """
-    from portal.notify import enqueue_mail  # imported late: the mail layer loads after the web
+    from portal.mail.outbox import enqueue_mail  # imported late: the mail layer loads after the web
 
     enqueue_mail(recipient, subject, body_text, None, dedupe_key=dedupe_key)
     try:

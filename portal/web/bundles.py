@@ -9,14 +9,14 @@ from pathlib import Path
 
 from flask import Response, current_app, send_file
 
-from portal.export import ExportError, build_bundle
 from portal.models import Submission
+from portal.submit.export import ExportError, build_bundle
 
 
 def bundle_download(submission: Submission, run_dir: Path | None = None) -> tuple[Response, Path]:
     """The bundle of ``submission`` as a tar.gz attachment, and the folder to unpack it as.
 
-    Raises :class:`~portal.export.ExportError` (or ``OSError``) when it cannot be built; no
+    Raises :class:`~portal.submit.export.ExportError` (or ``OSError``) when it cannot be built; no
     temporary file outlives the call (the open handle keeps the data until it is sent).
     """
     workdir = tempfile.mkdtemp(prefix="olp-export-")

@@ -40,19 +40,20 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, not_, select
 
-from portal import launcher, rundir
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import rundir
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.flows.features import FIELDS
 from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, ShareLink, Submission, SubmissionState, Task, audit
-from portal.render import RenderError
-from portal.results import SUMMARY_FIELDS, ResultsError, ResultsTable, results_table
+from portal.results.table import SUMMARY_FIELDS, ResultsError, ResultsTable, results_table
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
-from portal.taskconfigs import read_task_config
+from portal.submit import background
+from portal.submit.sbatch import RenderError
+from portal.submit.taskconfigs import read_task_config
 from portal.web import sharing
 from portal.web.bundles import ExportError, bundle_download
 from portal.web.progress import bar_segments
@@ -313,7 +314,7 @@ def chart_payload(
     base: ResultsTable | None = None,
 ) -> dict[str, Any]:
     """The plot's data: every task with numeric metrics, the Pareto front and the best task per
-    objective over the two axes (:func:`portal.results.results_table`), and the axis fields.
+    objective over the two axes (:func:`portal.results.table.results_table`), and the axis fields.
 
     ``base`` is the submission's default results table when the caller has it already.
     """
@@ -592,7 +593,7 @@ def retry(uuid: str) -> Any:
         db.session.rollback()
         flash(f"Nothing was retried: {exc}", "error")
     else:
-        launcher.start_launch(current_app._get_current_object(), viewer.submission)  # type: ignore[attr-defined]
+        background.start_launch(current_app._get_current_object(), viewer.submission)  # type: ignore[attr-defined]
         flash("Launching again: the same submission, one job array.", "success")
     return _back(viewer)
 

@@ -35,10 +35,10 @@ from wtforms.validators import InputRequired
 
 from portal import rundir
 from portal.extensions import db
-from portal.layout import LayoutError, render_gds_png
 from portal.models import Submission, SubmissionState, audit
-from portal.submissions import read_stored_script, stored_script_names
-from portal.taskconfigs import read_task_config
+from portal.results.thumbnail import LayoutError, render_gds_png
+from portal.submit import read_stored_script, stored_script_names
+from portal.submit.taskconfigs import read_task_config
 from portal.web.access import is_admin
 from portal.web.sharing import Viewer, dual_route, make_token, owner_viewer, share_url
 from portal.web.task_access import (

@@ -2,15 +2,15 @@
 
 ``GET/POST /submissions/new`` shows and takes the form; ``?from=<uuid>`` opens it filled in as
 a submission the user may see was asked for ("Edit and resubmit"). A valid request goes through
-:func:`portal.launcher.submit_request` (plan, record, launch) and the browser goes on to the
-submission's page. A refused request re-renders the form with each problem at its field and
+:func:`portal.submit.background.submit_request` (plan, record, launch) and the browser goes on to
+the submission's page. A refused request re-renders the form with each problem at its field and
 writes nothing; so is a request whose repository, ref or design folder is not found.
 
 ``POST /submissions/new/estimate`` and ``POST /submissions/new/preview`` answer htmx with a
 fragment (points, cost, approval notice and readiness; the exact script). Without JavaScript
 the same buttons post the whole form there and get the whole page back with the answer in it.
 
-Partitions come from :func:`portal.clusterstatus.page_client` (a cached sinfo, a few seconds at
+Partitions come from :func:`portal.cluster.overview.page_client` (a cached sinfo, a few seconds at
 most): when the cluster does not answer, the form says so at once instead of waiting for it.
 """
 
@@ -30,18 +30,23 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from portal import launcher
-from portal.catalog import load_catalog
-from portal.clusterstatus import page_client
+from portal.cluster.overview import page_client
 from portal.extensions import db
 from portal.flows.types import FlowError
 from portal.models import Submission
-from portal.previews import PreviewPending
-from portal.render import RenderError
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.transports import TransportError
-from portal.submissions import SubmissionError, SubmissionRequest, plan_submission, preview_script
-from portal.sweeps import SweepError
+from portal.submit import (
+    SubmissionError,
+    SubmissionRequest,
+    background,
+    plan_submission,
+    preview_script,
+)
+from portal.submit.catalog import load_catalog
+from portal.submit.previews import PreviewPending
+from portal.submit.sbatch import RenderError
+from portal.submit.sweeps import SweepError
 from portal.web import limiter
 from portal.web.access import require_view
 from portal.web.dashboard import submission_url
@@ -79,7 +84,7 @@ def _per_user() -> str:
 
 def _slurm() -> SlurmClient | None:
     """A page's client, for reading partitions and limits: short timeouts and a cached sinfo
-    (submitting runs as the owner through :func:`portal.launcher.submit_request`)."""
+    (submitting runs as the owner through :func:`portal.submit.background.submit_request`)."""
     try:
         return page_client(current_app.config)
     except ValueError:  # a transport that cannot even be built: settings are wrong
@@ -228,7 +233,7 @@ def new() -> Any:
         )
         return _page(form, partitions, 503)
     try:
-        submission = launcher.submit_request(
+        submission = background.submit_request(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             built,
             current_user._get_current_object(),  # type: ignore[attr-defined]

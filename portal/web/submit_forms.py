@@ -1,15 +1,15 @@
 """The submit form: its fields, the parameter editor, the sweep builder, and their translation
-into a :class:`~portal.submissions.SubmissionRequest`.
+into a :class:`~portal.submit.SubmissionRequest`.
 
 The translation (:func:`build_request`) is a plain function of the form's data, so it can be
 tested without a request. Field problems come back as :class:`FormInvalid` keyed by field, to be
 shown next to the field; so do the URL rules, the sweep's size and the partition limits
 (:func:`field_problems`). What has no field of its own comes from
-:func:`portal.submissions.plan_submission` as a :class:`~portal.submissions.SubmissionError`.
+:func:`portal.submit.plan_submission` as a :class:`~portal.submit.SubmissionError`.
 
 Readiness (:func:`check_source`): the form is ready only once the ref resolves on the repository
-and the design folder exists in its checkout (:mod:`portal.previews`: fetched off the request,
-kept by commit); meanwhile it says "still fetching".
+and the design folder exists in its checkout (:mod:`portal.submit.previews`: fetched off the
+request, kept by commit); meanwhile it says "still fetching".
 
 Parameter editor: one input ``param-<NAME>`` per catalog parameter (empty = the design's own
 value). Sweep builder: rows ``sweep-<i>-parameter`` with either ``values`` (a comma list) or a
@@ -38,27 +38,27 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from portal import policy
-from portal.catalog import FLOWS as CATALOG_FLOWS
-from portal.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
 from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES, get_flow
 from portal.flows.types import DesignNotFound, FlowError
-from portal.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
 from portal.models import Submission, User
-from portal.previews import PreviewPending, checkout_cache
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import Partition
 from portal.slurm.transports import TransportError
-from portal.staging import StagingError
-from portal.submissions import (
+from portal.submit import (
     Resources,
     SubmissionError,
     SubmissionRequest,
+    approval,
     check_resources,
     plan_submission,
     without_server_paths,
 )
-from portal.sweeps import (
+from portal.submit.catalog import FLOWS as CATALOG_FLOWS
+from portal.submit.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
+from portal.submit.checkout import StagingError
+from portal.submit.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
+from portal.submit.previews import PreviewPending, checkout_cache
+from portal.submit.sweeps import (
     SweepError,
     SweepSpec,
     axis_count,
@@ -80,7 +80,7 @@ _DEFAULTS = Resources()
 FLOW_TITLES = {name: cls.title for name, cls in FLOW_CLASSES.items()}
 #: The fields naming the design; the repository check reports at them.
 SOURCE_FIELDS = ("repo_url", "ref", "design_path")
-#: The field each refusal of :func:`portal.submissions.check_resources` is about, by its words.
+#: The field each refusal of :func:`portal.submit.check_resources` is about, by its words.
 _RESOURCE_FIELDS = (
     (re.compile(r"^cpus\b|\bCPUs per task\b"), "cpus"),
     (re.compile(r"^mem_mb\b|\bMB per task\b"), "mem_mb"),
@@ -345,7 +345,7 @@ def _row_value(row: Mapping[str, Any], key: str) -> str:
 
 
 def _row_axis(row: Mapping[str, Any]) -> str | list[str] | dict[str, str]:
-    """A row's raw axis for :func:`portal.sweeps.parse_axis`; raise SweepError if unclear."""
+    """A row's raw axis for :func:`portal.submit.sweeps.parse_axis`; raise SweepError if unclear."""
     values = _row_value(row, "values")
     start, stop, step = (_row_value(row, k) for k in ("start", "stop", "step"))
     if values and (start or stop or step):
@@ -372,7 +372,7 @@ def sweep_from_rows(
     catalog: Catalog | None = None,
     flow: str | None = None,
 ) -> dict[str, Any] | None:
-    """The sweep document for :func:`portal.sweeps.parse_sweep`, or None when no row is used.
+    """The sweep document for :func:`portal.submit.sweeps.parse_sweep`, or None when no row is used.
 
     ``fixed`` names the parameters set in the editor (a parameter is fixed or swept, not both).
     Raises :class:`FormInvalid` keyed ``sweep-<i>`` (row i) or ``sweep``.
@@ -473,7 +473,7 @@ def build_request(
 
 
 def resource_field(message: str) -> str:
-    """The form field a refusal of :func:`portal.submissions.check_resources` is about."""
+    """The form field a refusal of :func:`portal.submit.check_resources` is about."""
     for pattern, key in _RESOURCE_FIELDS:
         if pattern.search(message):
             return key
@@ -551,7 +551,7 @@ def check_source(
     request: SubmissionRequest, settings: Mapping[str, Any], owner: User, *, wait_s: float
 ) -> SourceCheck:
     """Resolve the ref (one ``git ls-remote``, a few seconds at most, remembered briefly), wait
-    ``wait_s`` at most for the checkout (:mod:`portal.previews`) and look for the design
+    ``wait_s`` at most for the checkout (:mod:`portal.submit.previews`) and look for the design
     folder in it. Call it with a request whose URL, ref and design path passed their rules."""
     url = check_repo_url(
         request.repo_url,
@@ -784,7 +784,7 @@ def _rough_estimate(request: SubmissionRequest, settings: Mapping[str, Any]) -> 
     )
     if not sizes_ok:
         return {"points": points, "shape": _safe_shape(request.sweep)}
-    decision = policy.decide(points, res.cpus, res.time_minutes, settings)
+    decision = approval.decide(points, res.cpus, res.time_minutes, settings)
     return {
         "points": points,
         "shape": _safe_shape(request.sweep),

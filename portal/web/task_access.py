@@ -14,7 +14,7 @@ import pwd
 from flask import abort, current_app
 from sqlalchemy import select
 
-from portal.cluster import run_as_user
+from portal.cluster.connect import run_as_user
 from portal.extensions import db
 from portal.models import FINAL_STATES, Submission, Task
 from portal.slurm.states import TERMINAL

@@ -18,10 +18,10 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from portal.cluster import slurm_client
-from portal.launcher import HandOver
-from portal.poller import Poller
-from portal.scheduler import start_scheduler
+from portal.cluster.connect import slurm_client
+from portal.submit.background import HandOver
+from portal.track.poller import Poller
+from portal.track.scheduler import start_scheduler
 from tests.conftest import REPO_ROOT
 from tests.integration.engine_helpers import make_app
 

@@ -16,8 +16,8 @@ from playwright.sync_api import Page
 from sqlalchemy import select
 
 from portal import accounts
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import SubmissionState, User
 from tests.e2e.conftest import LivePortal, shot

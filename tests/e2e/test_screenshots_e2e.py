@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, User
 from tests.e2e.conftest import ARTIFACTS

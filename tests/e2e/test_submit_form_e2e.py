@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page
 from sqlalchemy import select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import FINAL_STATES, Submission, User
 from portal.slurm.client import SlurmClient

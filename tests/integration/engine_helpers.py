@@ -14,10 +14,10 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from portal import create_app
-from portal.cluster import slurm_client
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import FINAL_STATES, Submission, User
-from portal.poller import poll_once
+from portal.track.poller import poll_once
 from tests.conftest import REPO_ROOT
 
 STANDIN = REPO_ROOT / "tests" / "standin" / "openlane_standin.py"

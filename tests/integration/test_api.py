@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from portal import accounts
-from portal.cluster import slurm_client
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import AuditLog, Submission, Task, User
-from portal.poller import poll_once
+from portal.track.poller import poll_once
 from portal.web.api_schema import SubmitRequest, openapi_path
 from tests.fixtures.gitdaemon import closed_port
 from tests.integration import engine_helpers

@@ -116,7 +116,7 @@ def test_job_records_count_every_array_task_like_squeue_expands_them(tmp_path: P
 def test_a_sweep_that_would_fill_the_job_records_is_refused():
     from portal.slurm.client import SlurmClient
     from portal.slurm.transports import LocalTransport
-    from portal.submissions import SubmissionError, check_job_room
+    from portal.submit import SubmissionError, check_job_room
 
     client = SlurmClient(LocalTransport())
     max_jobs = client.max_job_count()

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
-from portal.export import build_bundle
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import AuditLog, Submission, User
-from portal.poller import Poller
-from portal.taskconfigs import read_task_config
+from portal.submit.export import build_bundle
+from portal.submit.taskconfigs import read_task_config
+from portal.track.poller import Poller
 from tests.integration.engine_helpers import wait_final, wait_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
@@ -262,7 +262,7 @@ def test_array_end_email_from_a_real_sweep(engine_app, example_repo, monkeypatch
     sub = submit(engine_app, example_repo, ["CLOCK_PERIOD=10,20,30"])
     wait_final(engine_app, sub)
     assert sub.state == "PARTIAL"
-    from portal.notify import send_pending
+    from portal.mail.outbox import send_pending
 
     assert send_pending()["sent"] == 1
     [received] = smtp_server.received()
@@ -338,8 +338,8 @@ def test_poll_memory_skips_unchanged_cycles_and_sees_every_change(engine_app, ex
     from sqlalchemy import event
 
     from benchmarks.common import CountingTransport
-    from portal.poller import PollMemory
     from portal.slurm.client import SlurmClient
+    from portal.track.poller import PollMemory
 
     transport = CountingTransport(hold=True)  # the array waits, held, until released below
     slurm = SlurmClient(transport)
@@ -409,7 +409,7 @@ def test_poll_memory_skips_unchanged_cycles_and_sees_every_change(engine_app, ex
 
 
 def svc_poll(slurm, memory):  # noqa: ANN001, ANN201 - test helper
-    from portal.poller import poll_once
+    from portal.track.poller import poll_once
 
     stats = poll_once(slurm, memory)
     db.session.expire_all()

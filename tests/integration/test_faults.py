@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Outbox, Submission, User
-from portal.poller import Poller
 from portal.slurm.client import SlurmClient
+from portal.track.poller import Poller
 from tests.fixtures.postgres import PostgresServer, create_database, throwaway_postgres
 from tests.integration.engine_helpers import make_app, wait_final
 

@@ -16,12 +16,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
-from portal.launcher import HandOver, find_stuck, start_launch
 from portal.models import Submission, User, utcnow
-from portal.poller import Poller
+from portal.submit.background import HandOver, find_stuck, start_launch
+from portal.track.poller import Poller
 from tests.fixtures.gitdaemon import slow_relay
 from tests.integration.engine_helpers import wait_final
 

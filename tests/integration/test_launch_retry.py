@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy import func, select
 
 from portal import accounts
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
-from portal.launcher import HandOver
 from portal.models import Outbox, Submission, User, utcnow
 from portal.slurm.client import SlurmClient
 from portal.slurm.transports import SSHTransport, TransportError
+from portal.submit.background import HandOver
 from tests.fixtures.gitdaemon import closed_port
 from tests.integration.engine_helpers import wait_final
 

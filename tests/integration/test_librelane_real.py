@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.flows.librelane import SYNTHESIS_STEPS
+from portal.mail.outbox import send_pending
 from portal.models import Outbox, Submission, User
-from portal.notify import send_pending
-from portal.taskconfigs import read_task_config
+from portal.submit.taskconfigs import read_task_config
 from tests.fixtures.gitdaemon import make_bare_repo
 from tests.fixtures.smtp import smtp_server  # noqa: F401
 from tests.integration.engine_helpers import EXAMPLE, make_app, native_librelane, wait_final

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from portal import accounts
 from portal.extensions import db
 from portal.models import Outbox, Submission, Task, User
-from portal.tracking import update_submission_states
+from portal.track.rollup import update_submission_states
 from tests.integration.web_helpers import add_user, login
 
 

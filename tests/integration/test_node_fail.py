@@ -14,11 +14,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import FINAL_STATES, Outbox, User
-from portal.poller import poll_once
+from portal.track.poller import poll_once
 from tests.integration.engine_helpers import wait_final
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]

@@ -30,9 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from portal import create_app, leases
 from portal.extensions import db
 from portal.flows.reports import parse_openlane2_json
-from portal.mailcontent import thumbnail_cid
-from portal.models import Outbox, Submission, Task, User, utcnow
-from portal.notify import (
+from portal.mail.content import thumbnail_cid
+from portal.mail.outbox import (
     MailError,
     enqueue_mail,
     flush_outbox,
@@ -43,6 +42,7 @@ from portal.notify import (
     send_test_email,
     start_sender,
 )
+from portal.models import Outbox, Submission, Task, User, utcnow
 from tests.conftest import REPO_ROOT
 from tests.fixtures.postgres import create_database, postgres_server  # noqa: F401
 from tests.fixtures.smtp import SmtpServer, make_certificate, smtp_server  # noqa: F401
@@ -399,7 +399,7 @@ def _sender_process(settings: dict) -> dict:
     code = (
         "import json\n"
         "from portal import create_app\n"
-        "from portal.notify import send_pending\n"
+        "from portal.mail.outbox import send_pending\n"
         "app = create_app()\n"
         "with app.app_context():\n"
         "    print(json.dumps(send_pending()))\n"

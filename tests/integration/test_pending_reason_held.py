@@ -18,13 +18,13 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from portal import accounts
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, User
-from portal.poller import PollMemory, poll_once
 from portal.slurm.client import SlurmClient, program_name
 from portal.slurm.transports import CommandResult, LocalTransport
+from portal.track.poller import PollMemory, poll_once
 from tests.integration.engine_helpers import make_app
 from tests.integration.web_helpers import add_user, login
 

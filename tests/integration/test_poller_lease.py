@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from benchmarks.common import gunicorn, make_portal_app, portal_env, portal_settings
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import User, utcnow
-from portal.poller import poll_once
+from portal.track.poller import poll_once
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from portal.gitpolicy import check_repo_url
-from portal.previews import CheckoutCache, PreviewBusy, PreviewPending
-from portal.staging import StagingError, resolve_ref
+from portal.submit.checkout import StagingError, resolve_ref
+from portal.submit.gitpolicy import check_repo_url
+from portal.submit.previews import CheckoutCache, PreviewBusy, PreviewPending
 from tests.fixtures.gitdaemon import stalled_server
 from tests.integration.test_web_submit import form_data
 from tests.integration.web_helpers import add_user, login, post_form

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from portal import accounts
-from portal.cluster import slurm_client
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
-from portal.metrics import RecordingPoller, read_poller_stats, stats_path
 from portal.models import Outbox, Submission, Task, User
+from portal.track.pollstats import RecordingPoller, read_poller_stats, stats_path
 from tests.fixtures.gitdaemon import closed_port
 from tests.integration import engine_helpers
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from portal.render import (
+from portal.shell import ShellVar
+from portal.submit.sbatch import (
     ArrayScript,
     chunk_scripts,
     job_name_for,
     render_array_script,
 )
-from portal.shell import ShellVar
-from portal.taskconfigs import write_task_configs
+from portal.submit.taskconfigs import write_task_configs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 

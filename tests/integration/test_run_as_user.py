@@ -33,11 +33,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal import launcher
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, User
+from portal.submit import background
 from tests.conftest import REPO_ROOT
 from tests.integration.engine_helpers import STANDIN, make_app, wait_final
 
@@ -422,7 +422,7 @@ def test_user_without_a_unix_account_is_refused_and_nothing_is_submitted(site: S
         db.session.commit()
         request = svc.SubmissionRequest(repo_url=site.repo, design_path="designs/counter")
         with pytest.raises(svc.SubmissionError, match="'dave' has no Unix account"):
-            launcher.submit_request(app, request, dave)
+            background.submit_request(app, request, dave)
         assert db.session.scalar(select(func.count(Submission.id))) == 0
         db.session.remove()
     assert not (tmp_path / "runs").exists()

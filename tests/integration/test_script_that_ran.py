@@ -17,12 +17,12 @@ from flask import Flask
 from markupsafe import escape
 from sqlalchemy import select
 
-from portal import submissions as svc
-from portal.cluster import slurm_client
-from portal.collect import collect_task_metrics
-from portal.export import ExportError, build_bundle, relocate_script
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, User
+from portal.submit.export import ExportError, build_bundle, relocate_script
+from portal.track.collect import collect_task_metrics
 from tests.integration.engine_helpers import make_app, wait_final
 from tests.integration.web_helpers import add_user, csrf, login
 

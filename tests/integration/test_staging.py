@@ -18,8 +18,8 @@ from pathlib import Path
 import git
 import pytest
 
-from portal.gitpolicy import GitURLError, RepoURL, check_repo_url, unreachable_message
-from portal.staging import StagedRepo, StagingError, stage_repository
+from portal.submit.checkout import StagedRepo, StagingError, stage_repository
+from portal.submit.gitpolicy import GitURLError, RepoURL, check_repo_url, unreachable_message
 
 pytest.register_assert_rewrite("tests.fixtures.gitdaemon")
 

@@ -24,12 +24,12 @@ from markupsafe import escape
 from sqlalchemy import event, select
 
 from portal import accounts
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, Task, User, utcnow
-from portal.poller import poll_once
-from portal.results import results_table
+from portal.results.table import results_table
+from portal.track.poller import poll_once
 from portal.web import detail
 from tests.integration.engine_helpers import STANDIN, make_app, wait_final
 from tests.integration.web_helpers import PASSWORD, SITE, csrf, login

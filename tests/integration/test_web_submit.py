@@ -18,13 +18,13 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
-from portal import submissions as svc
-from portal.catalog import load_catalog
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, User
 from portal.slurm.client import SlurmClient
 from portal.slurm.transports import SSHTransport
+from portal.submit.catalog import load_catalog
 from portal.web.submit_forms import (
     FormInvalid,
     build_request,

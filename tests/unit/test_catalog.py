@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from portal.catalog import (
+from portal.submit.catalog import (
     PARAMETER_TYPES,
     CatalogError,
     ParameterError,

@@ -1,4 +1,4 @@
-"""portal.client against a real HTTP server on loopback that answers with recorded API
+"""portal.apiclient against a real HTTP server on loopback that answers with recorded API
 responses (a test double of the portal): token lookup, the requests it sends, error mapping,
 pagination, downloads that never leave partial files, unreachable and stalled servers."""
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from portal.client import (
+from portal.apiclient import (
     PortalAPIError,
     PortalClient,
     PortalConfigError,
@@ -21,7 +21,7 @@ from portal.client import (
     load_token,
 )
 from portal.models import Submission, Task
-from portal.results import results_table
+from portal.results.table import results_table
 from portal.serialize import results_from_dict
 from tests.fixtures.gitdaemon import closed_port, stalled_server
 

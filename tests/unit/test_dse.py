@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portal.dse import best_per_objective, pareto_front, parse_objectives
 from portal.flows.reports import parse_openlane1_csv
+from portal.results.pareto import best_per_objective, pareto_front, parse_objectives
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METRICS_DIR = REPO_ROOT / "tests" / "data" / "openlane" / "openlane1" / "metrics"

@@ -12,7 +12,7 @@ from portal.flows.librelane import SYNTHESIS_STEPS, LibreLane, describe_steps
 from portal.flows.openlane1 import OpenLane1
 from portal.flows.registry import run_note, site_notes
 from portal.flows.types import FlowError, UnsupportedConfig
-from portal.render import ArrayScript, render_array_script
+from portal.submit.sbatch import ArrayScript, render_array_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLOW = LibreLane()

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from portal.gitpolicy import (
+from portal.submit.gitpolicy import (
     GitURLError,
     RepoURL,
     check_design_path,

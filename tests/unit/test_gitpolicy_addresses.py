@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from portal import gitpolicy
-from portal.gitpolicy import (
+from portal.submit import gitpolicy
+from portal.submit.gitpolicy import (
     GitURLError,
     RepoURL,
     check_host_address,
@@ -354,7 +354,7 @@ def plan(url: str, tmp_path: Path, **request: Any) -> str:
     """The SubmissionError text of planning ``url`` with an empty allow-list, or "planned"."""
     from portal.config import DEFAULTS
     from portal.models import User
-    from portal.submissions import SubmissionError, SubmissionRequest, plan_submission
+    from portal.submit import SubmissionError, SubmissionRequest, plan_submission
 
     (tmp_path / "sky130A").mkdir(exist_ok=True)
     settings = {**DEFAULTS, "PDK_ROOT": str(tmp_path), "GIT_ALLOWED_PRIVATE_HOSTS": []}

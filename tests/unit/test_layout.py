@@ -9,7 +9,7 @@ import gdstk
 import pytest
 from PIL import Image
 
-from portal.layout import (
+from portal.results.thumbnail import (
     BACKGROUND,
     INK,
     INSTANCE_COLOUR,

@@ -17,9 +17,9 @@ import gdstk
 import pytest
 from PIL import Image
 
-from portal import mailcontent
 from portal.flows.reports import parse_openlane1_csv, parse_openlane2_json
-from portal.mailcontent import (
+from portal.mail import content
+from portal.mail.content import (
     THUMBNAIL_END,
     THUMBNAIL_START,
     build_decision_mail,
@@ -216,7 +216,7 @@ def test_each_slurm_failure_state_says_what_it_means(sweep):
     sweep.tasks[4].state = "FAILED"  # the design's own failure: no Slurm explanation
     _, text, _ = build_submission_mail(sweep, SITE)
     assert "memory" not in text
-    assert mailcontent.state_hint("NODE_FAIL", {}) == (
+    assert content.state_hint("NODE_FAIL", {}) == (
         "the node it ran on failed, not the design: resubmit it"
     )
 
@@ -397,7 +397,7 @@ def test_thumbnail_of_the_smallest_area_task(sweep):
     found = render_thumbnail(sweep)
     assert found is not None and found[0] == cid
     image = Image.open(io.BytesIO(found[1]))
-    assert image.format == "PNG" and image.size == mailcontent.THUMBNAIL_SIZE
+    assert image.format == "PNG" and image.size == content.THUMBNAIL_SIZE
     stripped = strip_thumbnail(html)
     assert "cid:" not in stripped and "Layout of task" not in stripped
     assert "Open the submission" in stripped and "Results" in stripped

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.policy import ChargeGrant, charge_grant, check_charge
 from portal.slurm.commands import associations_argv, parse_associations
+from portal.submit.approval import ChargeGrant, charge_grant, check_charge
 
 
 def test_the_portal_grants_the_users_account_else_the_site_default():

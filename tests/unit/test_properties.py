@@ -9,8 +9,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portal.catalog import ParameterError
-from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep
+from portal.submit.catalog import ParameterError
+from portal.submit.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep
 from portal.web.api_schema import RequestInvalid, SubmitRequest, parse_body
 
 PROPERTY = settings(

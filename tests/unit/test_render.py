@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from portal.render import (
+from portal.shell import ShellVar
+from portal.submit.sbatch import (
     ArrayChunk,
     ArrayScript,
     RenderError,
@@ -23,8 +24,7 @@ from portal.render import (
     sbatch_quote,
     validate_array_script,
 )
-from portal.shell import ShellVar
-from portal.taskconfigs import write_task_configs
+from portal.submit.taskconfigs import write_task_configs
 
 UUID = "3f2a9c4e-1b7d-4e0a-9c55-0a1b2c3d4e5f"
 HOSTILE = "$(touch pwned) `touch pwned` ; touch pwned | touch pwned && 'q' \"dq\" \\ \n next"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.cluster import RunAsError, client_for_owner, run_as_user, slurm_client
+from portal.cluster.connect import RunAsError, client_for_owner, run_as_user, slurm_client
 from portal.models import User
 from portal.slurm.transports import (
     LocalTransport,
@@ -25,8 +25,8 @@ from portal.slurm.transports import (
     check_settings,
     transport_from_settings,
 )
-from portal.staging import StagingError, share_run_dir
-from portal.submissions import SubmissionError
+from portal.submit import SubmissionError
+from portal.submit.checkout import StagingError, share_run_dir
 
 SSH = {"SLURM_TRANSPORT": "ssh", "SLURM_SSH_HOST": "login.example.org"}
 

@@ -390,7 +390,7 @@ def headroom_client(records: str) -> tuple[SlurmClient, ScriptedTransport]:
     [(0, 1000, False), (78_999, 1001, False), (79_000, 1001, True), (0, 80_001, True)],
 )
 def test_job_room_is_checked_against_the_share_of_max_job_count(held, tasks, refused) -> None:
-    from portal.submissions import SubmissionError, check_job_room
+    from portal.submit import SubmissionError, check_job_room
 
     client, transport = headroom_client(f"0-{held - 1}\n" if held else "")
     settings = {"SLURM_JOB_COUNT_SHARE": 0.8}

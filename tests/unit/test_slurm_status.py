@@ -1,4 +1,4 @@
-"""Queue summary (portal.slurm.status) and the admin's cluster status (portal.clusterstatus),
+"""Queue summary (portal.slurm.status) and the admin's cluster status (portal.cluster.overview),
 on sinfo/squeue output recorded from Slurm 22.05 (tests/data/slurm/status/record.py)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.clusterstatus import (
+from portal.cluster.overview import (
     describe_flags,
     format_minutes,
     node_healthy,

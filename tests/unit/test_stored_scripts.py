@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from portal.export import ExportError, relocate_script
-from portal.render import ArrayScript, render_array_script
 from portal.rundir import PathRefused
 from portal.shell import ShellVar
-from portal.submissions import read_stored_script, stored_script_names
+from portal.submit import read_stored_script, stored_script_names
+from portal.submit.export import ExportError, relocate_script
+from portal.submit.sbatch import ArrayScript, render_array_script
 
 RUN = "/runs/3f2c9a1e-0000-4000-8000-000000000001"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.sweeps import (
+from portal.submit.sweeps import (
     DEFAULT_MAX_POINTS,
     NumericRange,
     SweepError,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from portal.flows.types import InvalidParameter
-from portal.taskconfigs import (
+from portal.submit.taskconfigs import (
     CONFIGS_NAME,
     INDEX_NAME,
     StagedConfig,

@@ -1,7 +1,8 @@
 """Checkouts for previews and dry runs, fetched off the request thread and kept by commit.
 
 A preview needs the design's files at the commit a ref names. A web or API request only
-resolves the ref (one ``git ls-remote``, at most :data:`~portal.staging.RESOLVE_REF_TIMEOUT_S`);
+resolves the ref (one ``git ls-remote``, at most
+:data:`~portal.submit.checkout.RESOLVE_REF_TIMEOUT_S`);
 the clone runs in a small process-wide pool (``PREVIEW_FETCHES`` at once, one per user), its
 checkout is kept under its commit for ``PREVIEW_CACHE_SECONDS``, and a request waits at most
 ``PREVIEW_WAIT_SECONDS`` for it. Past that it answers "still fetching" (:class:`PreviewPending`)
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portal.gitpolicy import RepoURL
-from portal.staging import StagingError, resolve_ref, stage_repository
+from portal.submit.checkout import StagingError, resolve_ref, stage_repository
+from portal.submit.gitpolicy import RepoURL
 
 #: How long a ref's resolution and a failed fetch are remembered (seconds).
 RESOLVE_CACHE_SECONDS = 20.0
@@ -70,8 +71,8 @@ class CheckoutCache:
         self.failed: dict[str, tuple[float, StagingError]] = {}
 
     def resolve(self, url: RepoURL, ref: str, settings: Mapping[str, Any]) -> str:
-        """The commit ``ref`` names on ``url`` (:func:`~portal.staging.resolve_ref`), or its
-        :class:`~portal.staging.StagingError`, remembered :data:`RESOLVE_CACHE_SECONDS`."""
+        """The commit ``ref`` names on ``url`` (:func:`~portal.submit.checkout.resolve_ref`), or its
+        :class:`~portal.submit.checkout.StagingError`, remembered :data:`RESOLVE_CACHE_SECONDS`."""
         key = (url.url, ref)
         now = time.monotonic()
         with self.lock:

@@ -4,7 +4,7 @@ A launch clones the repository and stages every task's config, which can take lo
 browser should wait. :func:`submit_request` therefore records the submission (state STAGING)
 and hands the launch to a background thread with its own app context. If the process dies
 mid-launch, the poller relaunches submissions stuck in STAGING/SUBMITTING once their launch claim
-expired (:mod:`portal.launchclaims`), and the launch is idempotent by job name, so no array is
+expired (:mod:`portal.submit.claims`), and the launch is idempotent by job name, so no array is
 submitted twice. :class:`HandOver` is what the poller runs for that each cycle: the poller is
 given it (``Poller(..., hand_over=HandOver(app))``) and never imports this module.
 """
@@ -18,11 +18,11 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import select
 
-from portal import launchclaims
-from portal import submissions as svc
-from portal.cluster import slurm_client
+from portal import submit as svc
+from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, SubmissionState, User
+from portal.submit import claims
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ STUCK_AFTER = timedelta(minutes=2)
 
 
 def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> Submission:
-    """Plan (raises :class:`~portal.submissions.SubmissionError`), record and start a launch.
+    """Plan (raises :class:`~portal.submit.SubmissionError`), record and start a launch.
 
     A submission that needs approval is recorded and waits for an admin; nothing is launched.
     """
@@ -85,7 +85,7 @@ def find_stuck(older_than: timedelta = STUCK_AFTER) -> list[Submission]:
         db.session.scalars(
             select(Submission).where(
                 Submission.state.in_([SubmissionState.STAGING, SubmissionState.SUBMITTING]),
-                launchclaims.abandoned(older_than),
+                claims.abandoned(older_than),
             )
         )
     )

@@ -30,7 +30,7 @@ Flow = Literal["openlane1", "openlane2"]
 
 PARAMETER_TYPES = ("int", "float", "str", "choice", "bool", "area")
 FLOWS: tuple[Flow, ...] = ("openlane1", "openlane2")
-DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "parameters.yaml"
+DEFAULT_CATALOG_PATH = Path(__file__).parents[1] / "data" / "parameters.yaml"
 
 # Always used with fullmatch(): "$" alone would accept a trailing newline.
 NAME_RE = re.compile(r"[A-Z][A-Z0-9_]*")

@@ -8,7 +8,8 @@ instance folder (``poller-stats.json``, replaced atomically), which every worker
 reads. The counters are per poller process: they restart at 0 when another process takes the
 lease over, which Prometheus' ``rate()`` and ``increase()`` handle as a counter reset.
 
-No Flask in the recorder itself; :class:`RecordingPoller` is the :class:`~portal.poller.Poller`
+No Flask in the recorder itself; :class:`RecordingPoller` is the
+:class:`~portal.track.poller.Poller`
 that uses it.
 """
 
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from portal.poller import Poller
+from portal.track.poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class PollerRecorder:
 
 
 class RecordingPoller(Poller):
-    """A :class:`~portal.poller.Poller` whose cycles are counted for ``/metrics``."""
+    """A :class:`~portal.track.poller.Poller` whose cycles are counted for ``/metrics``."""
 
     def __init__(self, *args: Any, stats_file: Path | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from portal.catalog import (
+from portal.submit.catalog import (
     NAME_RE,
     Catalog,
     Parameter,

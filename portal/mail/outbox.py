@@ -28,7 +28,7 @@ Sending
 Layout thumbnail
     The submission email may show the best point's layout. The picture is not stored in the
     outbox: the HTML refers to it by Content-ID and the sender re-renders it from the
-    submission's run directory (:func:`portal.mailcontent.render_thumbnail`); when that is no
+    submission's run directory (:func:`portal.mail.content.render_thumbnail`); when that is no
     longer possible the image block is removed from the HTML and the mail goes out without it.
 
 Settings (defaults and meanings in portal/config.py):
@@ -62,7 +62,7 @@ from sqlalchemy import select, update
 
 from portal import leases
 from portal.extensions import db
-from portal.mailcontent import (
+from portal.mail.content import (
     TERMINAL_STATES,
     THUMBNAIL_START,
     build_decision_mail,

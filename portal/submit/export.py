@@ -1,7 +1,7 @@
 """Export a submission as a tarball that runs with plain ``sbatch``, no portal needed.
 
 The bundle holds the design checkout (without ``.git``), every task's config (packed in
-``task-configs.txt`` with its index, see :mod:`portal.taskconfigs`), ``sweep.tsv``,
+``task-configs.txt`` with its index, see :mod:`portal.submit.taskconfigs`), ``sweep.tsv``,
 ``submission.json``, an empty ``logs/``, a README, and ``job.sbatch``: the very script the
 portal submitted (``job-<n>.sbatch`` per array of a split sweep), read from the run folder,
 never rendered again from today's settings, so the bundle runs the command that ran. Task
@@ -24,8 +24,8 @@ from portal.flows.registry import get_flow
 from portal.flows.types import FlowError
 from portal.models import Submission
 from portal.rundir import PathRefused
-from portal.submissions import read_stored_script, stored_script_names
-from portal.taskconfigs import CONFIGS_NAME, INDEX_NAME
+from portal.submit import read_stored_script, stored_script_names
+from portal.submit.taskconfigs import CONFIGS_NAME, INDEX_NAME
 
 #: A folder the script can name bare in every quoting context it uses: shell words, single
 #: and double quotes, #SBATCH values (no space, quote, ``$`` or ``%``, which Slurm expands in

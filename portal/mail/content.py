@@ -27,18 +27,19 @@ from typing import Any
 
 import jinja2
 
-from portal import dse, rundir
-from portal.layout import LayoutError, render_gds_png
+from portal import rundir
 from portal.models import Submission, Task
+from portal.results import pareto
+from portal.results.thumbnail import LayoutError, render_gds_png
 from portal.slurm import commands
 from portal.slurm.states import CANCELLATIONS, COMPLETED, FAILURES
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
+TEMPLATE_DIR = Path(__file__).parents[1] / "templates" / "email"
 SUBJECT_PREFIX = "[OpenLane Portal]"
 #: Submission states that end a job array (and trigger the completion email).
 TERMINAL_STATES = ("COMPLETED", "FAILED", "PARTIAL", "CANCELLED")
 #: Pareto objectives of the results table.
-OBJECTIVES: dict[str, dse.Direction] = {
+OBJECTIVES: dict[str, pareto.Direction] = {
     "die_area_um2": "min",
     "cell_area_um2": "min",
     "power_total_w": "min",
@@ -240,7 +241,7 @@ def _swept_params(tasks: Sequence[Task]) -> list[str]:
     return (varying or names)[:MAX_PARAM_COLUMNS]
 
 
-def _objectives(rows: Sequence[Mapping[str, Any]]) -> dict[str, dse.Direction]:
+def _objectives(rows: Sequence[Mapping[str, Any]]) -> dict[str, pareto.Direction]:
     """:data:`OBJECTIVES` less those no row has a number for; cell area only where no die
     area was measured (a flow that stopped after synthesis)."""
     found = {
@@ -260,12 +261,12 @@ def _marks(tasks: Sequence[Task]) -> tuple[set[int], dict[int, list[str]], list[
     objectives = _objectives(rows)
     if not objectives:
         return set(), {}, []
-    pareto = {completed[i].index for i in dse.pareto_front(rows, objectives)}
+    front = {completed[i].index for i in pareto.pareto_front(rows, objectives)}
     best: dict[int, list[str]] = {}
-    for name, position in dse.best_per_objective(rows, objectives).items():
+    for name, position in pareto.best_per_objective(rows, objectives).items():
         best.setdefault(completed[position].index, []).append(OBJECTIVE_LABELS[name])
     labels = [f"{OBJECTIVE_LABELS[n]} ({d})" for n, d in objectives.items()]
-    return pareto, best, labels
+    return front, best, labels
 
 
 def _columns(tasks: Sequence[Task]) -> list[Column]:

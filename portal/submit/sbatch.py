@@ -50,9 +50,9 @@ import jinja2
 
 from portal.shell import ShellVar, Word, shjoin, shquote
 from portal.slurm import commands as slurm_commands
-from portal.taskconfigs import CONFIGS_NAME, INDEX_NAME
+from portal.submit.taskconfigs import CONFIGS_NAME, INDEX_NAME
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "slurm_templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "sbatch_templates"
 ARRAY_TEMPLATE = "array.sbatch.j2"
 
 #: Variables the rendered script defines; flow words may refer to them with ShellVar.

@@ -27,14 +27,14 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
 from portal import leases
-from portal.collect import collect_task_metrics
 from portal.extensions import db
 from portal.models import ACTIVE_STATES, Submission, Task
 from portal.slurm.client import SlurmClient, SlurmError
 from portal.slurm.commands import TaskRow, pending_reason
 from portal.slurm.states import COMPLETED, TERMINAL, is_terminal
 from portal.slurm.transports import TransportError
-from portal.tracking import update_submission_states
+from portal.track.collect import collect_task_metrics
+from portal.track.rollup import update_submission_states
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,9 @@ class Poller:
         hand_over: Callable[[], object] | None = None,
     ) -> None:
         """``hand_over`` runs first in every cycle this poller holds the lease for: the
-        processes that launch pass :class:`portal.launcher.HandOver`, which starts due retries
-        and relaunches in launcher threads (the poller itself never imports the launcher)."""
+        processes that launch pass :class:`portal.submit.background.HandOver`, which starts due
+        retries and relaunches in launcher threads (the poller itself never imports the
+        launcher)."""
         self.app = app
         self.slurm = slurm
         self.holder = holder or leases.holder_id()

@@ -8,9 +8,9 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from portal.dse import best_per_objective, pareto_front, parse_objectives
 from portal.flows.features import FIELDS
 from portal.models import Submission
+from portal.results.pareto import best_per_objective, pareto_front, parse_objectives
 
 #: Objectives used when none are given, kept only where some completed task measured them
 #: (OpenLane 1 reports often lack power and post-route slack).

@@ -2,7 +2,7 @@
 
 ::
 
-    from portal.client import PortalClient, PortalAPIError, load_token
+    from portal.apiclient import PortalClient, PortalAPIError, load_token
 
     client = PortalClient("https://portal.example.org", load_token())
     sub = client.submit("https://github.com/me/chip.git", design_path="designs/counter",

@@ -40,7 +40,7 @@ Resolution runs in a daemon thread and is given up after ``timeout_s`` (3 s by d
 resolver cannot hold a request, and at most 8 lookups are in flight at once (beyond that a check
 fails rather than queueing threads). The address is resolved again by git (no pinning), so a DNS
 answer that changes between the check and the clone is not caught; redirects are not followed
-(see :mod:`portal.staging`).
+(see :mod:`portal.submit.checkout`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stage a designer's Git repository on the shared filesystem: one pinned commit, shallow.
 
 :func:`stage_repository` fetches a branch, tag or commit of a URL already checked by
-:func:`portal.gitpolicy.check_repo_url` into ``dest`` and returns the resolved commit.
+:func:`portal.submit.gitpolicy.check_repo_url` into ``dest`` and returns the resolved commit.
 
 How it runs git (through GitPython's process wrapper, argv only, never a shell):
 
@@ -13,8 +13,9 @@ How it runs git (through GitPython's process wrapper, argv only, never a shell):
   name) always takes the full-fetch path, since git cannot fetch an abbreviated id.
 * Before git runs, the host is resolved and refused unless every address is public, or the
   host is on the ``allowed_private`` list (the ``GIT_ALLOWED_PRIVATE_HOSTS`` setting; see
-  :func:`portal.gitpolicy.check_host_address`), so a designer cannot make the portal connect to
-  loopback, the cluster's private networks or a cloud metadata service. A host that only the
+  :func:`portal.submit.gitpolicy.check_host_address`), so a designer cannot make the portal
+  connect to loopback, the cluster's private networks or a cloud metadata service. A host that only
+  the
   service account's ssh config (a ``Host`` alias) or its http proxy can reach must be listed
   there too.
 * Redirects are never followed (``http.followRedirects=false``): an https server could
@@ -24,7 +25,7 @@ How it runs git (through GitPython's process wrapper, argv only, never a shell):
   server that redirects to the ``.git`` URL) fails with a message asking for its final URL.
 * A clone that cannot connect (name not found, refused, timed out, no route, reset, TLS or
   protocol garbage, or the time limit passing before the server said anything) gets the same
-  message as a refused address (:func:`portal.gitpolicy.unreachable_message`), with no port
+  message as a refused address (:func:`portal.submit.gitpolicy.unreachable_message`), with no port
   and no reason: designers must not be able to tell open ports from closed ones.
 * Only the URL's own protocol is allowed (``protocol.allow=never`` plus
   ``protocol.<scheme>.allow=always`` and ``GIT_ALLOW_PROTOCOL``), no hooks
@@ -73,7 +74,7 @@ from git.cmd import handle_process_output
 from git.exc import GitCommandNotFound
 from git.util import RemoteProgress
 
-from portal.gitpolicy import (
+from portal.submit.gitpolicy import (
     RESOLVE_TIMEOUT_S,
     GitURLError,
     RepoURL,
@@ -165,7 +166,9 @@ def stage_repository(
     """
     started = time.monotonic()
     if not isinstance(url, RepoURL):
-        raise TypeError("stage_repository needs a RepoURL from portal.gitpolicy.check_repo_url")
+        raise TypeError(
+            "stage_repository needs a RepoURL from portal.submit.gitpolicy.check_repo_url"
+        )
     if timeout_s <= 0 or max_mb <= 0:
         raise ValueError("timeout_s and max_mb must be positive")
     url, ref = _recheck(url, ref)

@@ -3,7 +3,7 @@
 Every scrape builds a fresh :class:`~prometheus_client.CollectorRegistry` from the database
 (submissions and tasks by state, mail waiting in the outbox, the poller lease) and from the
 poller's statistics file (last cycle duration, cycles and sacct errors; see
-:mod:`portal.metrics`), so all gunicorn workers give the same answer. With ``METRICS_TOKEN``
+:mod:`portal.track.pollstats`), so all gunicorn workers give the same answer. With ``METRICS_TOKEN``
 set, the scraper must send ``Authorization: Bearer <METRICS_TOKEN>``.
 """
 
@@ -19,9 +19,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.metrics import PREFIX, read_poller_stats, stats_path
 from portal.models import Lease, Outbox, Submission, SubmissionState, Task, User, utcnow
-from portal.poller import LEASE_NAME
+from portal.track.poller import LEASE_NAME
+from portal.track.pollstats import PREFIX, read_poller_stats, stats_path
 from portal.web import bearer_token, portal_version
 
 bp = Blueprint("metrics", __name__)

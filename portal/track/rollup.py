@@ -1,7 +1,7 @@
 """A submission's state, derived from all of its tasks.
 
-Both the poll cycle (:mod:`portal.poller`, after Slurm's answer) and the submission service
-(:func:`portal.submissions.cancel`, after marking pending tasks cancelled) change task states;
+Both the poll cycle (:mod:`portal.track.poller`, after Slurm's answer) and the submission service
+(:func:`portal.submit.cancel`, after marking pending tasks cancelled) change task states;
 this one function turns them into the submission's state and queues the completion mail, so
 neither imports the other.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.mail.outbox import queue_submission_mail
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, utcnow
-from portal.notify import queue_submission_mail
 from portal.slurm.states import derive_submission_state
 
 

@@ -31,33 +31,40 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from portal import launchclaims, policy, rundir
-from portal.catalog import ParameterError, load_catalog
-from portal.cluster import client_for_owner, run_as_user
+from portal import rundir
+from portal.cluster.connect import client_for_owner, run_as_user
 from portal.errors import SubmissionError
 from portal.extensions import db
 from portal.flows.base import Flow
 from portal.flows.registry import get_flow, run_note
 from portal.flows.types import FlowError
-from portal.gitpolicy import (
+from portal.mail.outbox import queue_decision_mail, queue_launch_failed_mail
+from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
+from portal.slurm.client import SlurmClient, SlurmError
+from portal.slurm.commands import SLURM_NAME_RE
+from portal.slurm.states import PENDING, is_terminal
+from portal.slurm.transports import TransportError, run_as_mode
+from portal.submit import approval, claims
+from portal.submit.catalog import ParameterError, load_catalog
+from portal.submit.checkout import NO_SPACE, StagingError, share_run_dir, stage_repository
+from portal.submit.gitpolicy import (
     GitURLError,
     check_design_path,
     check_host_address,
     check_ref,
     check_repo_url,
 )
-from portal.models import Submission, SubmissionState, Task, User, audit, utcnow
-from portal.notify import queue_decision_mail, queue_launch_failed_mail
-from portal.previews import checkout_cache
-from portal.render import ArrayScript, RenderError, chunk_scripts, render_array_script
-from portal.slurm.client import SlurmClient, SlurmError
-from portal.slurm.commands import SLURM_NAME_RE
-from portal.slurm.states import PENDING, is_terminal
-from portal.slurm.transports import TransportError, run_as_mode
-from portal.staging import NO_SPACE, StagingError, share_run_dir, stage_repository
-from portal.sweeps import SweepError, expand_sweep, parse_cli_sweeps, parse_sweep, sweep_table
-from portal.taskconfigs import write_task_configs
-from portal.tracking import update_submission_states
+from portal.submit.previews import checkout_cache
+from portal.submit.sbatch import ArrayScript, RenderError, chunk_scripts, render_array_script
+from portal.submit.sweeps import (
+    SweepError,
+    expand_sweep,
+    parse_cli_sweeps,
+    parse_sweep,
+    sweep_table,
+)
+from portal.submit.taskconfigs import write_task_configs
+from portal.track.rollup import update_submission_states
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +113,7 @@ class Plan:
     sweep_spec: dict[str, Any]
     points: list[dict[str, Any]]
     resources: Resources
-    decision: policy.PolicyDecision
+    decision: approval.PolicyDecision
     #: the user whose request this plan checked (accounts, QOS): only they may record it
     owner_id: int | None = None
     #: why the partition limits could not be read (Slurm did not answer): a form may still
@@ -161,7 +168,7 @@ def plan_submission(
         check_host_address(url, settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or ())
     except GitURLError as exc:
         raise SubmissionError(str(exc)) from None
-    decision = policy.decide(len(points), resources.cpus, resources.time_minutes, settings)
+    decision = approval.decide(len(points), resources.cpus, resources.time_minutes, settings)
     return Plan(
         request=request,
         repo_url=url.redacted,
@@ -188,7 +195,7 @@ def require_cluster(plan: Plan) -> None:
 def check_charge_for(
     owner: User, resources: Resources, settings: Mapping[str, Any], slurm: SlurmClient | None
 ) -> None:
-    """Refuse an account or QOS ``owner`` may not use (:func:`portal.policy.check_charge`):
+    """Refuse an account or QOS ``owner`` may not use (:func:`portal.submit.approval.check_charge`):
     the one the portal grants them, plus, when jobs run as their own Unix user, the accounts
     and QOS of their Slurm associations (one ``sacctmgr``; unreadable means none)."""
     associations = None
@@ -197,9 +204,9 @@ def check_charge_for(
             associations = slurm.associations(owner.unix_user)
         except (SlurmError, TransportError, ValueError) as exc:
             log.warning("associations of %s unavailable: %s", owner.unix_user, exc)
-    grant = policy.charge_grant(owner.slurm_account, settings, associations)
+    grant = approval.charge_grant(owner.slurm_account, settings, associations)
     try:
-        policy.check_charge(resources.account, resources.qos, grant)
+        approval.check_charge(resources.account, resources.qos, grant)
     except ValueError as exc:
         raise SubmissionError(str(exc)) from None
 
@@ -339,7 +346,7 @@ def launch(
     *,
     after_sbatch: Callable[[str], None] | None = None,
 ) -> Submission:
-    """Stage, render and submit under the submission's launch claim (:mod:`portal.launchclaims`).
+    """Stage, render and submit under the submission's launch claim (:mod:`portal.submit.claims`).
     Failures end in SUBMIT_FAILED (retryable) with the reason.
 
     Only a submission that may run is launched: never one waiting for (or refused by) an admin.
@@ -353,12 +360,12 @@ def launch(
         SubmissionState.SUBMIT_FAILED,
     )
     seconds = float(settings.get("LAUNCH_CLAIM_SECONDS", 60))
-    token = launchclaims.new_token()
-    if not launchclaims.take(submission.id, token, seconds):
+    token = claims.new_token()
+    if not claims.take(submission.id, token, seconds):
         log.info("submission %s: another launch is at work on it", submission.uuid)
         return submission
     try:
-        with launchclaims.Heartbeat(db.engine, submission.id, token, seconds) as heartbeat:
+        with claims.Heartbeat(db.engine, submission.id, token, seconds) as heartbeat:
             return _launch_claimed(
                 submission,
                 settings,
@@ -366,12 +373,12 @@ def launch(
                 progress,
                 after_sbatch=after_sbatch,
                 keep_claim=lambda: (
-                    not heartbeat.lost and launchclaims.renew(submission.id, token, seconds)
+                    not heartbeat.lost and claims.renew(submission.id, token, seconds)
                 ),
             )
     finally:
         db.session.rollback()
-        launchclaims.release(submission.id, token)
+        claims.release(submission.id, token)
 
 
 def _launch_claimed(
@@ -500,7 +507,7 @@ def due_retries() -> list[Submission]:
                 Submission.state == SubmissionState.SUBMIT_FAILED,
                 Submission.retry_at.is_not(None),
                 Submission.retry_at <= utcnow(),
-                launchclaims.is_free(),
+                claims.is_free(),
             )
         )
     )
@@ -545,8 +552,8 @@ def stage(
     *,
     max_array_size: int = 1001,
 ) -> list[tuple[ArrayScript, Path]]:
-    """Clone, pack every task's config (:mod:`portal.taskconfigs`), write sweep.tsv, render the
-    array script(s) to files."""
+    """Clone, pack every task's config (:mod:`portal.submit.taskconfigs`), write sweep.tsv, render
+    the array script(s) to files."""
     report = progress or (lambda stage, fraction: None)
     run_dir = run_dir_of(submission, settings)
     submission.run_dir = str(run_dir)
@@ -731,9 +738,10 @@ def preview_script(
     plan: Plan, settings: Mapping[str, Any], owner: User, *, wait_s: float | None = None
 ) -> str:
     """The exact script(s) this plan will submit, from the checkout of its commit
-    (:mod:`portal.previews`: fetched off the caller's thread, kept by commit). ``wait_s`` None
-    waits for the clone (the CLI); else :class:`~portal.previews.PreviewPending` is raised
-    after ``wait_s`` seconds (web and API requests answer "still fetching")."""
+    (:mod:`portal.submit.previews`: fetched off the caller's thread, kept by commit).
+    ``wait_s`` None waits for the clone (the CLI); else
+    :class:`~portal.submit.previews.PreviewPending` is raised after ``wait_s`` seconds (web and
+    API requests answer "still fetching")."""
     url = check_repo_url(
         plan.repo_url,
         allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
@@ -772,7 +780,7 @@ def _share_with_job_user(
     submission: Submission, settings: Mapping[str, Any], run_dir: Path
 ) -> None:
     """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/ (each task makes
-    its own folder there; see :func:`portal.staging.share_run_dir`)."""
+    its own folder there; see :func:`portal.submit.checkout.share_run_dir`)."""
     job_user = run_as_user(settings, submission.owner)
     if job_user is not None:
         try:

@@ -13,21 +13,21 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from portal.poller import Poller
+from portal.track.poller import Poller
 
 log = logging.getLogger(__name__)
 
 
 def start_scheduler(app: Flask, poller: Poller) -> BackgroundScheduler:
     """Start the interval jobs in a background thread and return the scheduler."""
-    from portal import notify
+    from portal.mail import outbox
 
     scheduler = BackgroundScheduler(daemon=True)
 
     def poll_then_mail() -> None:
         stats = poller.run_cycle()
         if stats is not None and stats.submissions_changed:
-            notify.run_sender_cycle(app)  # a finished array's mail goes out in the same cycle
+            outbox.run_sender_cycle(app)  # a finished array's mail goes out in the same cycle
 
     scheduler.add_job(
         poll_then_mail,
@@ -38,7 +38,7 @@ def start_scheduler(app: Flask, poller: Poller) -> BackgroundScheduler:
         coalesce=True,
         next_run_time=None,
     )
-    notify.start_sender(app, scheduler)
+    outbox.start_sender(app, scheduler)
     scheduler.start()
     scheduler.modify_job("poll", next_run_time=_now())
     return scheduler

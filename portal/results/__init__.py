@@ -1,0 +1,1 @@
+"""Design results: the per-task table, Pareto fronts and GDS thumbnails."""

@@ -1,0 +1,1 @@
+"""Following submitted arrays: the poll cycle, report collection, state roll-up, scheduled jobs."""
