@@ -397,12 +397,13 @@ def _read_sweep_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _dry_run_text(script: str, points: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+def _dry_run_text(summary: dict[str, Any]) -> str:
+    """The CLI's form of a dry run's answer (:func:`portal.submit.dry_run`, local or remote)."""
     reasons = summary.get("reasons") or []
     line = f"{summary['tasks']} task(s), {summary['core_hours']:.1f} core-hours" + (
         "; needs admin approval: " + "; ".join(reasons) if summary["needs_approval"] else ""
     )
-    return "\n".join([script, _points_table(points), line])
+    return "\n".join([summary["script"], _points_table(summary["points"]), line])
 
 
 def _points_table(points: list[dict[str, Any]]) -> str:
@@ -468,7 +469,7 @@ def _submit_remote(
         dry_run=dry_run,
     )
     if dry_run:
-        click.echo(_dry_run_text(answer["script"], answer["points"], answer))
+        click.echo(_dry_run_text(answer))
         return
     tasks = client.tasks(answer["uuid"])
     _print_submission(answer, tasks, as_json)
@@ -568,16 +569,9 @@ def submit(
         fail(str(exc))
     if dry_run:
         try:
-            script = svc.preview_script(plan, app.config, owner)
+            click.echo(_dry_run_text(svc.dry_run(plan, app.config, owner)))
         except svc.SubmissionError as exc:
             fail(str(exc))
-        summary = {
-            "tasks": len(plan.points),
-            "core_hours": plan.decision.core_hours,
-            "needs_approval": plan.decision.needs_approval,
-            "reasons": plan.decision.reasons,
-        }
-        click.echo(_dry_run_text(script, plan.points, summary))
         return
     if plan.cluster_error is not None:
         fail(f"Slurm does not answer ({plan.cluster_error}); nothing was submitted")

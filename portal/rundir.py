@@ -28,7 +28,6 @@ from typing import BinaryIO
 CHUNK = 256 * 1024
 #: Most bytes one log-tail answer carries.
 LOG_CHUNK = 64 * 1024
-_JOB_ID_RE = re.compile(r"[0-9]{1,20}")
 
 
 class PathRefused(ValueError):
@@ -115,27 +114,6 @@ def _open_regular(path: Path, real_root: str, owners: Owners = None) -> BinaryIO
     except BaseException:
         os.close(fd)
         raise
-
-
-# --------------------------------------------------------------------------- task folders
-
-
-def task_dir(run_dir: str | os.PathLike[str], index: int) -> Path:
-    """``<run_dir>/tasks/<index>`` (the index must be a non-negative int)."""
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise PathRefused(f"bad task index {index!r}")
-    return confine(run_dir, f"tasks/{index}")
-
-
-def slurm_log_name(job_id: str | None, array_index: int | None, stream: str = "out") -> str:
-    """``logs/<job>_<index>.<out|err>``: where the array script sends a task's output."""
-    if stream not in ("out", "err"):
-        raise PathRefused(f"unknown log stream {stream!r}")
-    if not job_id or not _JOB_ID_RE.fullmatch(str(job_id)) or array_index is None:
-        raise PathRefused("the task has not been submitted")
-    if isinstance(array_index, bool) or not isinstance(array_index, int) or array_index < 0:
-        raise PathRefused(f"bad array index {array_index!r}")
-    return f"logs/{job_id}_{array_index}.{stream}"
 
 
 @dataclass(frozen=True)
@@ -226,25 +204,6 @@ def list_files(
             break
     entries.sort(key=lambda e: e.relpath)
     return entries, truncated
-
-
-def find_final_gds(task_folder: str | os.PathLike[str], owners: Owners = None) -> Path | None:
-    """The newest final GDS of a task (OpenLane 1 ``runs/*/results/final/gds/*.gds`` or
-    OpenLane 2 ``runs/*/final/gds/*.gds``), confined to the task folder, or None."""
-    root = Path(task_folder)
-    if not root.is_dir():
-        return None
-    found = []
-    for pattern in ("runs/*/results/final/gds/*.gds", "runs/*/final/gds/*.gds"):
-        for path in root.glob(pattern):
-            try:
-                real = confine(root, path.relative_to(root).as_posix())
-                info = path.lstat()
-            except (PathRefused, OSError, ValueError):
-                continue
-            if servable(info, owners):
-                found.append((info.st_mtime, str(real), real))
-    return max(found)[2] if found else None
 
 
 # --------------------------------------------------------------------------- tar.gz stream
@@ -383,11 +342,8 @@ __all__ = [
     "cache_file",
     "check_relpath",
     "confine",
-    "find_final_gds",
     "list_files",
     "open_confined",
     "read_chunk",
-    "slurm_log_name",
     "stream_tar_gz",
-    "task_dir",
 ]

@@ -31,6 +31,7 @@ from portal import rundir
 from portal.models import Submission, Task
 from portal.results import pareto
 from portal.results.thumbnail import LayoutError, render_gds_png
+from portal.runfolder import RunFolder
 from portal.slurm import commands
 from portal.slurm.states import CANCELLATIONS, COMPLETED, FAILURES
 
@@ -414,11 +415,11 @@ def task_log_path(
         return None
     array_index = task.array_index if task.array_index is not None else task.index
     try:
-        path = Path(run_dir) / rundir.slurm_log_name(task.array_job_id, array_index, suffix)
+        path = RunFolder(run_dir).log(task.array_job_id, array_index, suffix)
         return path if path.is_file() else None
     except rundir.PathRefused:
         pass  # no job id, or one that is no number: the newest <digits>_<index> log below
-    logs = Path(run_dir) / "logs"
+    logs = RunFolder(run_dir).logs
     pattern = re.compile(rf"[0-9]+_{array_index}\.{re.escape(suffix)}")
     try:
         found = [p for p in logs.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
@@ -494,13 +495,13 @@ def thumbnail_cid(uuid: str) -> str:
 
 
 def find_layout_gds(run_dir: str | os.PathLike[str] | None, index: int) -> Path | None:
-    """The final GDS of task ``index`` by the pages' own rule (:func:`portal.rundir.find_final_gds`:
-    the newest OpenLane 1 or 2 final GDS, a regular file with one link inside the task folder),
-    or None."""
+    """The final GDS of task ``index`` by the pages' own rule
+    (:func:`portal.runfolder.find_final_gds`: the newest OpenLane 1 or 2 final GDS, a regular
+    file with one link inside the task folder), or None."""
     if not run_dir:
         return None
     try:
-        return rundir.find_final_gds(rundir.task_dir(run_dir, index))
+        return RunFolder(run_dir).final_gds(index)
     except rundir.PathRefused:
         return None
 

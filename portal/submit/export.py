@@ -24,7 +24,7 @@ from portal.flows.registry import get_flow
 from portal.flows.types import FlowError
 from portal.models import Submission
 from portal.rundir import PathRefused
-from portal.submit import read_stored_script, stored_script_names
+from portal.runfolder import RunFolder
 from portal.submit.taskconfigs import CONFIGS_NAME, INDEX_NAME
 
 #: A folder the script can name bare in every quoting context it uses: shell words, single
@@ -88,21 +88,22 @@ def build_bundle(
     run_dir: Path | None = None,
 ) -> Path:
     """Write the bundle to ``output``; return the folder it must be unpacked as."""
-    if not submission.run_dir or not (Path(submission.run_dir) / "design").is_dir():
+    if not submission.run_dir or not RunFolder(submission.run_dir).design.is_dir():
         raise ExportError(f"submission {submission.uuid} has not been staged yet")
-    source = Path(submission.run_dir)
+    folder = RunFolder(submission.run_dir)
+    source = folder.root
     target = Path(run_dir) if run_dir else source
     if not target.is_absolute():
         raise ExportError(f"--run-dir must be an absolute path, got {str(target)!r}")
-    names = stored_script_names(source, first_round=True)
+    names = folder.script_names(first_round=True)
     if not names:
         raise ExportError(f"submission {submission.uuid} has no sbatch script: it never ran")
     flow = get_flow(submission.flow)
     try:
         design = flow.find_design(
-            source / "design", submission.design_path, pdk_root=str(settings["PDK_ROOT"])
+            folder.design, submission.design_path, pdk_root=str(settings["PDK_ROOT"])
         )
-        scripts = [(name, read_stored_script(source, name)) for name in names]
+        scripts = [(name, folder.read_script(name)) for name in names]
     except (FlowError, PathRefused) as exc:
         raise ExportError(str(exc)) from None
     if target != source:

@@ -51,11 +51,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 __all__ = [
+    "GitPolicy",
     "GitURLError",
     "RepoURL",
     "check_design_path",
@@ -552,3 +554,34 @@ def check_design_path(path: str) -> str:
         if part.startswith("-"):
             raise GitURLError(f"design folder components must not start with '-': {shown}")
     return "/".join(parts) or "."
+
+
+@dataclass(frozen=True)
+class GitPolicy:
+    """This site's Git rules, read once from its settings: which URLs may be cloned and which
+    private hosts may be reached (``GIT_ALLOW_FILE_URLS``, ``GIT_ALLOWED_HOSTS``,
+    ``GIT_ALLOWED_PRIVATE_HOSTS``)."""
+
+    allow_file: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_private: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> GitPolicy:
+        def entries(name: str) -> tuple[str, ...]:
+            value = settings.get(name) or ()
+            return (value,) if isinstance(value, str) else tuple(value)
+
+        return cls(
+            allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
+            allowed_hosts=entries("GIT_ALLOWED_HOSTS"),
+            allowed_private=entries("GIT_ALLOWED_PRIVATE_HOSTS"),
+        )
+
+    def check_url(self, url: str) -> RepoURL:
+        """:func:`check_repo_url` under this site's rules (no network)."""
+        return check_repo_url(url, allow_file=self.allow_file, allowed_hosts=self.allowed_hosts)
+
+    def check_host(self, url: RepoURL, *, timeout_s: float = RESOLVE_TIMEOUT_S) -> None:
+        """:func:`check_host_address` under this site's rules (resolves the host)."""
+        check_host_address(url, self.allowed_private, timeout_s=timeout_s)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from portal.submit.checkout import StagingError, resolve_ref, stage_repository
-from portal.submit.gitpolicy import RepoURL
+from portal.submit.gitpolicy import GitPolicy, RepoURL
 
 #: How long a ref's resolution and a failed fetch are remembered (seconds).
 RESOLVE_CACHE_SECONDS = 20.0
@@ -78,7 +78,7 @@ class CheckoutCache:
         with self.lock:
             known = self.resolved.get(key)
         if known is None or known[0] < now:
-            allowed = settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or ()
+            allowed = GitPolicy.from_settings(settings).allowed_private
             try:
                 answer: str | StagingError = resolve_ref(url, ref, allowed_private=allowed)
             except StagingError as exc:
@@ -149,7 +149,7 @@ class CheckoutCache:
                 work / "design",
                 timeout_s=float(settings.get("GIT_CLONE_TIMEOUT") or 300),
                 max_mb=int(settings.get("GIT_MAX_REPO_MB") or 500),
-                allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
+                allowed_private=GitPolicy.from_settings(settings).allowed_private,
             )
             os.rename(work, folder)
         finally:

@@ -14,6 +14,7 @@ from portal.flows.base import task_tag
 from portal.flows.features import DesignFeatures
 from portal.flows.registry import get_flow
 from portal.flows.reports import parse_run_dir
+from portal.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def collect_task_metrics(
     reason in ``errors``."""
     flow = get_flow(flow_name)
     try:
-        folder = rundir.task_dir(run_dir, index)  # a folder swapped for a link out: refused
+        folder = RunFolder(run_dir).task(index)  # a folder swapped for a link out: refused
     except rundir.PathRefused as exc:
         log.warning("not reading the reports of task %s of %s: %s", index, run_dir, exc)
         return None

@@ -20,14 +20,14 @@ from typing import Any
 
 from flask import Flask
 
-from portal.flows.registry import get_flow
 from portal.flows.types import FlowError
 from portal.models import Submission, User
-from portal.submit import SubmissionError, record_approval, render_scripts, run_dir_of
+from portal.submit import SubmissionError, record_approval, render_for
 from portal.submit.background import start_launch
 from portal.submit.checkout import StagingError, stage_repository
-from portal.submit.gitpolicy import GitURLError, check_repo_url
+from portal.submit.gitpolicy import GitPolicy, GitURLError
 from portal.submit.sbatch import RenderError
+from portal.submit.script import joined
 
 #: Values of one swept parameter shown before "…".
 SHOWN_VALUES = 6
@@ -63,40 +63,22 @@ def preview_stored(
     launch if the ref moved meanwhile. Raises :class:`SubmissionError` with the reason when
     the repository or design cannot be read.
     """
-    flow = get_flow(submission.flow)
     with tempfile.TemporaryDirectory(prefix="olp-admin-preview-") as tmp:
         checkout = Path(tmp) / "design"
         try:
-            url = check_repo_url(
-                submission.repo_url,
-                allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
-                allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
-            )
+            git_policy = GitPolicy.from_settings(settings)
             stage_repository(
-                url,
+                git_policy.check_url(submission.repo_url),
                 submission.commit or submission.ref,
                 checkout,
                 timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
                 max_mb=int(settings["GIT_MAX_REPO_MB"]),
-                allowed_private=settings.get("GIT_ALLOWED_PRIVATE_HOSTS") or (),
+                allowed_private=git_policy.allowed_private,
             )
-            design = flow.find_design(
-                checkout, submission.design_path, pdk_root=str(settings["PDK_ROOT"])
-            )
-            rendered = render_scripts(
-                submission,
-                settings,
-                flow,
-                design,
-                [task.index for task in submission.tasks],
-                owner=submission.owner,
-                checkout=checkout,
-                run_dir=run_dir_of(submission, settings),
-                max_array_size=max_array_size,
-            )
+            rendered = render_for(submission, checkout, settings, max_array_size=max_array_size)
         except (GitURLError, StagingError, FlowError, RenderError) as exc:
             raise SubmissionError(str(exc)) from None
-    return "\n".join(f"# ---- {item.file_name}\n{item.text}" for item in rendered)
+    return joined(rendered)
 
 
 def approve_and_launch(app: Flask, submission: Submission, admin: User) -> Submission:

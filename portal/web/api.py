@@ -387,21 +387,13 @@ def _dry_run(built: svc.SubmissionRequest, user: User) -> dict[str, Any]:
     settings = current_app.config
     plan = svc.plan_submission(built, settings, slurm_client(settings, user), owner=user)
     try:
-        script = svc.preview_script(
+        return svc.dry_run(
             plan, settings, user, wait_s=float(settings.get("PREVIEW_WAIT_SECONDS", 2))
         )
     except PreviewPending as exc:  # the clone goes on off this thread: ask again
         raise APIError(
             503, str(exc), code="repository_fetching", headers={"Retry-After": "2"}
         ) from None
-    return {
-        "script": script,
-        "points": plan.points,
-        "tasks": len(plan.points),
-        "core_hours": round(plan.decision.core_hours, 3),
-        "needs_approval": plan.decision.needs_approval,
-        "reasons": list(plan.decision.reasons),
-    }
 
 
 @bp.get("/submissions/<uuid>")

@@ -48,6 +48,7 @@ from portal.flows.features import FIELDS
 from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, ShareLink, Submission, SubmissionState, Task, audit
 from portal.results.table import SUMMARY_FIELDS, ResultsError, ResultsTable, results_table
+from portal.runfolder import RunFolder, find_final_gds, log_name
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
@@ -227,14 +228,14 @@ def task_files(submission: Submission, index: int) -> TaskFiles:
     config = read_task_config(submission.run_dir, index)
     staged = config.name if config else None
     try:
-        folder = rundir.task_dir(submission.run_dir, index)
+        folder = RunFolder(submission.run_dir).task(index)
     except rundir.PathRefused:
         return TaskFiles(False, staged=staged)
     if not folder.is_dir():
         return TaskFiles(False, staged=staged)
     owners = file_owners(submission)
     entries, truncated = rundir.list_files(folder, limit=2000, owners=owners)
-    gds = rundir.find_final_gds(folder, owners)
+    gds = find_final_gds(folder, owners)
     gds_rel = gds.relative_to(folder).as_posix() if gds else None
     gds_size = gds.stat().st_size if gds else 0
     key = [e for e in entries if _is_key_file(e.relpath)][:60]
@@ -246,7 +247,7 @@ def log_tail(submission: Submission, task: Task, stream: str) -> rundir.LogChunk
     if not submission.run_dir:
         return None
     try:
-        name = rundir.slurm_log_name(task.array_job_id, task.array_index, stream)
+        name = log_name(task.array_job_id, task.array_index, stream)
         return rundir.read_chunk(submission.run_dir, name, None, owners=file_owners(submission))
     except (rundir.PathRefused, OSError):
         return None
@@ -260,7 +261,7 @@ def panel_context(viewer: Viewer, task: Task | None, stream: str = "out") -> dic
     stream = stream if stream in ("out", "err") else "out"
     tail = log_tail(submission, task, stream)
     try:
-        log_file = rundir.slurm_log_name(task.array_job_id, task.array_index, stream)
+        log_file = log_name(task.array_job_id, task.array_index, stream)
     except rundir.PathRefused:
         log_file = ""
     return {

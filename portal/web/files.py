@@ -37,7 +37,7 @@ from portal import rundir
 from portal.extensions import db
 from portal.models import Submission, SubmissionState, audit
 from portal.results.thumbnail import LayoutError, render_gds_png
-from portal.submit import read_stored_script, stored_script_names
+from portal.runfolder import RunFolder, find_final_gds, log_name
 from portal.submit.taskconfigs import read_task_config
 from portal.web.access import is_admin
 from portal.web.sharing import Viewer, dual_route, make_token, owner_viewer, share_url
@@ -68,7 +68,7 @@ def _task_folder(submission: Submission, index: int) -> str:
     if not submission.run_dir:
         abort(404)
     try:
-        folder = rundir.task_dir(submission.run_dir, index)
+        folder = RunFolder(submission.run_dir).task(index)
     except rundir.PathRefused:
         abort(404)
     if not folder.is_dir():
@@ -129,7 +129,7 @@ def archive(viewer: Viewer, index: int) -> Any:
     extra = []
     for stream in ("out", "err"):
         try:
-            name = rundir.slurm_log_name(task.array_job_id, task.array_index, stream)
+            name = log_name(task.array_job_id, task.array_index, stream)
         except rundir.PathRefused:
             continue
         extra.append((str(submission.run_dir), name, f"slurm-{os.path.basename(name)}"))
@@ -146,7 +146,7 @@ def layout(viewer: Viewer, index: int) -> Any:
     """The task's final GDS drawn as a PNG (rendered once, cached in the task folder)."""
     get_task(viewer.submission, index)
     folder = _task_folder(viewer.submission, index)
-    gds = rundir.find_final_gds(folder, file_owners(viewer.submission))
+    gds = find_final_gds(folder, file_owners(viewer.submission))
     if gds is None:
         abort(404, description="This task has no final GDS (yet).")
     gds_info = gds.stat()
@@ -193,7 +193,7 @@ def log(viewer: Viewer, index: int) -> Any:
         abort(400, description="offset must be a non-negative integer")
     offset = int(raw_offset) if raw_offset else None
     try:
-        name = rundir.slurm_log_name(task.array_job_id, task.array_index, stream)
+        name = log_name(task.array_job_id, task.array_index, stream)
     except rundir.PathRefused:
         name = None
     if request.args.get("download") == "1":
@@ -247,9 +247,10 @@ def script(uuid: str) -> Any:
     submission = owner_viewer(uuid).submission
     owners = file_owners(submission)
     scripts = []
-    for name in stored_script_names(submission.run_dir):
+    folder = RunFolder(submission.run_dir) if submission.run_dir else None
+    for name in folder.script_names() if folder else []:
         try:
-            data = read_stored_script(str(submission.run_dir), name, owners)
+            data = folder.read_script(name, owners)
         except rundir.PathRefused:
             continue
         scripts.append({"name": name, "size": len(data), "text": data.decode(errors="replace")})
@@ -274,7 +275,7 @@ def script_file(uuid: str, name: str) -> Any:
     if not submission.run_dir:
         abort(404)
     try:
-        data = read_stored_script(submission.run_dir, name, file_owners(submission))
+        data = RunFolder(submission.run_dir).read_script(name, file_owners(submission))
     except rundir.PathRefused:
         abort(404)
     response = Response(data, mimetype="text/plain")

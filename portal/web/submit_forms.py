@@ -56,7 +56,12 @@ from portal.submit import (
 from portal.submit.catalog import FLOWS as CATALOG_FLOWS
 from portal.submit.catalog import Catalog, Parameter, ParameterError, Value, load_catalog
 from portal.submit.checkout import StagingError
-from portal.submit.gitpolicy import GitURLError, check_design_path, check_ref, check_repo_url
+from portal.submit.gitpolicy import (
+    GitPolicy,
+    GitURLError,
+    check_design_path,
+    check_ref,
+)
 from portal.submit.previews import PreviewPending, checkout_cache
 from portal.submit.sweeps import (
     SweepError,
@@ -502,13 +507,7 @@ def field_problems(
         except (GitURLError, SweepError) as exc:
             errors.setdefault(key, []).append(str(exc))
 
-    check(
-        "repo_url",
-        check_repo_url,
-        request.repo_url,
-        allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
-        allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
-    )
+    check("repo_url", GitPolicy.from_settings(settings).check_url, request.repo_url)
     check("ref", check_ref, request.ref)
     if request.design_path:
         check("design_path", check_design_path, request.design_path)
@@ -553,11 +552,7 @@ def check_source(
     """Resolve the ref (one ``git ls-remote``, a few seconds at most, remembered briefly), wait
     ``wait_s`` at most for the checkout (:mod:`portal.submit.previews`) and look for the design
     folder in it. Call it with a request whose URL, ref and design path passed their rules."""
-    url = check_repo_url(
-        request.repo_url,
-        allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
-        allowed_hosts=settings.get("GIT_ALLOWED_HOSTS") or (),
-    )
+    url = GitPolicy.from_settings(settings).check_url(request.repo_url)
     cache = checkout_cache(settings)
     try:
         commit = cache.resolve(url, request.ref, settings)

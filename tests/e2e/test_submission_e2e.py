@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal import rundir
 from portal.extensions import db
 from portal.models import Submission
+from portal.runfolder import RunFolder
 from tests.e2e.conftest import shot
 from tests.e2e.steps import (
     LIVE_SNAPSHOT,
@@ -179,7 +179,7 @@ def test_submit_sweep_and_watch_it_finish(live_portal, page, example_repo, monke
     assert download.suggested_filename.endswith(".gds")
     with live_portal.app.app_context():
         submission = db.session.scalar(select(Submission).where(Submission.uuid == uuid))
-        gds = rundir.find_final_gds(rundir.task_dir(submission.run_dir, 1))
+        gds = RunFolder(submission.run_dir).final_gds(1)
     assert gds is not None
     with open(download.path(), "rb") as got:
         assert got.read() == gds.read_bytes()

@@ -20,6 +20,7 @@ from portal import submit as svc
 from portal.cluster.connect import slurm_client
 from portal.extensions import db
 from portal.models import Submission, User, utcnow
+from portal.runfolder import RunFolder
 from portal.submit.background import HandOver, find_stuck, start_launch
 from portal.track.poller import Poller
 from tests.fixtures.gitdaemon import slow_relay
@@ -156,7 +157,7 @@ def test_a_live_claim_of_another_process_is_left_alone(slow_app, example_repo):
     db.session.refresh(submission)
     svc.launch(submission, slow_app.config, slurm_client(slow_app.config))
     assert submission.state == "STAGING" and submission.job_ids == []
-    assert not (svc.run_dir_of(submission, slow_app.config)).exists()  # nothing touched
+    assert not RunFolder.of(submission, slow_app.config).root.exists()  # nothing touched
 
 
 def test_a_launch_that_lost_its_claim_never_calls_sbatch(slow_app, example_repo):

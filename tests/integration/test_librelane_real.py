@@ -21,6 +21,7 @@ from portal.extensions import db
 from portal.flows.librelane import SYNTHESIS_STEPS
 from portal.mail.outbox import send_pending
 from portal.models import Outbox, Submission, User
+from portal.runfolder import RunFolder
 from portal.submit.taskconfigs import read_task_config
 from tests.fixtures.gitdaemon import make_bare_repo
 from tests.fixtures.smtp import smtp_server  # noqa: F401
@@ -189,4 +190,4 @@ def test_a_step_the_site_cannot_run_is_refused_before_sbatch(real_app, repos):
         "run: LibreLane stops after synthesis on this cluster, with pre-layout timing and "
         "power from OpenSTA (no floorplan, placement or routing)"
     )
-    assert not (svc.run_dir_of(sub, real_app.config) / "job.sbatch").exists()
+    assert not (RunFolder.of(sub, real_app.config).root / "job.sbatch").exists()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from portal import rundir
 from portal.extensions import db
 from portal.models import Submission
+from portal.runfolder import find_final_gds
 from portal.web import sharing
 from portal.web.files import LAYOUT_CACHE
 from tests.integration.test_web_detail import (
@@ -44,7 +45,7 @@ def task_folder(sweep: Sweep, index: int) -> Path:
 
 
 def gds_of(sweep: Sweep, index: int) -> Path:
-    found = rundir.find_final_gds(task_folder(sweep, index))
+    found = find_final_gds(task_folder(sweep, index))
     assert found is not None
     return found
 

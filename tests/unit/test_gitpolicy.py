@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from portal.submit.gitpolicy import (
+    GitPolicy,
     GitURLError,
     RepoURL,
     check_design_path,
@@ -400,3 +401,18 @@ def test_repo_url_is_immutable() -> None:
     assert isinstance(repo, RepoURL)
     with pytest.raises(AttributeError):
         repo.url = "--upload-pack=x"  # type: ignore[misc]
+
+
+def test_policy_from_settings_applies_the_sites_rules() -> None:
+    policy = GitPolicy.from_settings(
+        {"GIT_ALLOW_FILE_URLS": False, "GIT_ALLOWED_HOSTS": "*.example.org"}
+    )
+    assert policy.allowed_hosts == ("*.example.org",)  # one name, not its letters
+    assert policy.check_url("https://git.example.org/a/b.git").host == "git.example.org"
+    with pytest.raises(GitURLError, match="not on this portal's list"):
+        policy.check_url("https://github.com/a/b.git")
+    with pytest.raises(GitURLError, match="not allowed on this portal"):
+        policy.check_url("file:///srv/repo.git")
+    assert GitPolicy.from_settings({"GIT_ALLOW_FILE_URLS": True}).check_url("/srv/r").scheme == (
+        "file"
+    )

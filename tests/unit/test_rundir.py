@@ -11,6 +11,7 @@ import pytest
 
 from portal import rundir
 from portal.rundir import PathRefused
+from portal.runfolder import RunFolder, find_final_gds, log_name
 
 
 @pytest.fixture
@@ -83,11 +84,12 @@ def test_open_confined_refuses_a_fifo(tree):
 
 
 def test_task_dir_and_log_names(tree):
-    assert rundir.task_dir(tree, 0) == (tree / "tasks" / "0").resolve()
+    folder = RunFolder(tree)
+    assert folder.task(0) == (tree / "tasks" / "0").resolve()
     with pytest.raises(PathRefused):
-        rundir.task_dir(tree, -1)
-    assert rundir.slurm_log_name("123", 4) == "logs/123_4.out"
-    assert rundir.slurm_log_name("123", 4, "err") == "logs/123_4.err"
+        folder.task(-1)
+    assert log_name("123", 4) == "logs/123_4.out"
+    assert folder.log("123", 4, "err") == tree / "logs" / "123_4.err"
     for job, index, stream in [
         (None, 0, "out"),
         ("12;rm", 0, "out"),
@@ -95,7 +97,7 @@ def test_task_dir_and_log_names(tree):
         ("1", 0, "../x"),
     ]:
         with pytest.raises(PathRefused):
-            rundir.slurm_log_name(job, index, stream)
+            log_name(job, index, stream)
 
 
 def test_read_chunk_follows_a_growing_file(tree):
@@ -139,13 +141,13 @@ def test_list_files_skips_symlinks(tree):
 
 def test_find_final_gds(tree):
     task = tree / "tasks" / "0"
-    assert rundir.find_final_gds(task) is None
+    assert find_final_gds(task) is None
     gds = task / "runs" / "t" / "results" / "final" / "gds"
     gds.mkdir(parents=True)
     (gds / "outside.gds").symlink_to(tree.parent / "secret.txt")
-    assert rundir.find_final_gds(task) is None
+    assert find_final_gds(task) is None
     (gds / "counter.gds").write_bytes(b"gds")
-    assert rundir.find_final_gds(task) == (gds / "counter.gds").resolve()
+    assert find_final_gds(task) == (gds / "counter.gds").resolve()
 
 
 def test_stream_tar_gz_has_the_files_and_no_symlinks(tree):
@@ -213,7 +215,7 @@ def test_hard_links_are_never_served_listed_archived_or_drawn(tmp_path):
     assert rundir.open_confined(task, "report.txt").read() == b"ok\n"
     entries, _ = rundir.list_files(task)
     assert [e.relpath for e in entries] == ["report.txt"]
-    assert rundir.find_final_gds(task) is None
+    assert find_final_gds(task) is None
     names = _tar_names(task)
     assert "t/report.txt" in names and not any("stolen" in n for n in names)
     with pytest.raises(PathRefused):

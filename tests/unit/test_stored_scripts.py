@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from portal.rundir import PathRefused
+from portal.runfolder import RunFolder
 from portal.shell import ShellVar
-from portal.submit import read_stored_script, stored_script_names
 from portal.submit.export import ExportError, relocate_script
 from portal.submit.sbatch import ArrayScript, render_array_script
 
@@ -44,15 +44,18 @@ def test_stored_script_names_in_submission_order(tmp_path: Path) -> None:
     ):
         (tmp_path / name).write_text(name)
     (tmp_path / "job.sbatch").symlink_to(tmp_path / "job-0.sbatch")
-    assert stored_script_names(tmp_path) == [
+    folder = RunFolder(tmp_path)
+    assert folder.script_names() == [
         "job-0.sbatch",
         "job-1.sbatch",
         "resubmit-1.sbatch",
         "resubmit-2-0.sbatch",
         "resubmit-10.sbatch",
     ]
-    assert stored_script_names(tmp_path, first_round=True) == ["job-0.sbatch", "job-1.sbatch"]
-    assert stored_script_names(None) == stored_script_names(tmp_path / "missing") == []
+    assert folder.script_names(first_round=True) == ["job-0.sbatch", "job-1.sbatch"]
+    assert RunFolder(tmp_path / "missing").script_names() == []
+    assert folder.next_round() == 11  # after resubmit-10, whatever the gaps and chunks
+    assert RunFolder(tmp_path / "missing").next_round() == 1
 
 
 def test_read_stored_script_is_byte_for_byte_and_refuses_anything_else(tmp_path: Path) -> None:
@@ -60,12 +63,13 @@ def test_read_stored_script_is_byte_for_byte_and_refuses_anything_else(tmp_path:
     (tmp_path / "job.sbatch").write_bytes(data)
     (tmp_path / "submission.json").write_text("{}")
     (tmp_path / "resubmit-1.sbatch").symlink_to(tmp_path / "submission.json")
-    assert read_stored_script(tmp_path, "job.sbatch") == data
+    folder = RunFolder(tmp_path)
+    assert folder.read_script("job.sbatch") == data
     for name in ("submission.json", "resubmit-1.sbatch", "../job.sbatch", "job-1.sbatch"):
         with pytest.raises(PathRefused):
-            read_stored_script(tmp_path, name)
+            folder.read_script(name)
     with pytest.raises(PathRefused):
-        read_stored_script(tmp_path, "job.sbatch", owners=frozenset({os.geteuid() + 1}))
+        folder.read_script("job.sbatch", owners=frozenset({os.geteuid() + 1}))
 
 
 def test_relocation_changes_the_run_folder_only() -> None:
@@ -89,3 +93,21 @@ def test_relocation_refuses_folders_the_script_could_not_name_bare(target: str) 
 def test_a_script_that_does_not_name_its_run_folder_is_not_relocated() -> None:
     with pytest.raises(ExportError, match="does not name its run folder"):
         relocate_script(rendered("/elsewhere/x"), RUN, "/scratch/y")
+
+
+def test_run_folder_of_a_submission_is_where_it_was_staged_else_under_run_root() -> None:
+    class Row:
+        uuid = "3f2c9a1e-0000-4000-8000-000000000001"
+        run_dir: str | None = None
+
+    row = Row()
+    assert RunFolder.of(row, {"RUN_ROOT": "/runs"}).root == Path(RUN)
+    row.run_dir = "/elsewhere/moved"
+    folder = RunFolder.of(row, {"RUN_ROOT": "/runs"})
+    assert (folder.design, folder.logs, folder.tasks, folder.manifest, folder.sweep_table) == (
+        Path("/elsewhere/moved/design"),
+        Path("/elsewhere/moved/logs"),
+        Path("/elsewhere/moved/tasks"),
+        Path("/elsewhere/moved/submission.json"),
+        Path("/elsewhere/moved/sweep.tsv"),
+    )
