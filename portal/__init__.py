@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from portal.config import load_settings
+from portal.config import Settings, load_settings
 from portal.extensions import db, migrate
 from portal.slurm.transports import check_settings
 
@@ -21,6 +21,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     instance_path = str(Path(instance).resolve()) if instance else None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(load_settings(Path(app.instance_path), overrides))
+    # Validated once, here: a wrong type or sign stops the start with the setting's name.
+    app.extensions["portal.settings"] = Settings.check(app.config)
     check_settings(app.config)  # e.g. SSH + run-as-user is refused before anything starts
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     db.init_app(app)

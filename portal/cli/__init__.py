@@ -51,5 +51,6 @@ for command in (
     site.reports,
     site.config,
     site.mail,
+    site.settings,
 ):
     main.add_command(command)

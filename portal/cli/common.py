@@ -40,8 +40,12 @@ class Context:
     def app(self) -> Flask:
         if self._app is None:
             from portal import create_app
+            from portal.config import SettingsError
 
-            self._app = create_app()
+            try:
+                self._app = create_app()
+            except SettingsError as exc:
+                fail(str(exc))
         return self._app
 
     @property

@@ -143,3 +143,24 @@ def mail_flush(app: Flask) -> None:
     from portal.mail.outbox import flush_outbox
 
     click.echo(json.dumps(flush_outbox()))
+
+
+#: Settings whose values are secrets: ``portal settings`` shows only whether they are set.
+SECRET_SETTINGS = ("SECRET_KEY", "MAIL_PASSWORD", "METRICS_TOKEN", "SQLALCHEMY_DATABASE_URI")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def settings(app: Flask, as_json: bool) -> None:
+    """Every setting: its effective value (secrets hidden) and what it does."""
+    from portal.config import DOCS, settings_of
+
+    values = settings_of(app).model_dump(include=set(DOCS))
+    for name in SECRET_SETTINGS:
+        values[name] = "(set)" if values.get(name) else "(not set)"
+    if as_json:
+        click.echo(json.dumps(values, indent=2, default=str))
+        return
+    for name, value in values.items():
+        click.echo(f"{name} = {json.dumps(value, default=str)}\n    {DOCS[name]}")
