@@ -10,7 +10,13 @@ from __future__ import annotations
 
 
 class SubmissionError(ValueError):
-    """A request the portal refuses; the message is shown to the user as is."""
+    """A request the portal refuses; the message is shown to the user as is. ``field`` names
+    the request field it is about (``cpus``, ``partition``...) when it is about one, so a form
+    can show it there."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def without_server_paths(text: str, *roots: object) -> str:

@@ -186,16 +186,20 @@ def check_resources(
     for name in ("cpus", "mem_mb", "time_minutes"):
         value = getattr(res, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SubmissionError(f"{name} must be a positive whole number, got {value!r}")
+            raise SubmissionError(
+                f"{name} must be a positive whole number, got {value!r}", field=name
+            )
     if not isinstance(res.throttle, int) or res.throttle < 0:
         raise SubmissionError(
-            f"throttle must be 0 (none) or a positive number, got {res.throttle!r}"
+            f"throttle must be 0 (none) or a positive number, got {res.throttle!r}",
+            field="throttle",
         )
     for name in ("partition", "account", "qos"):
         value = getattr(res, name)
         if value is not None and not (isinstance(value, str) and SLURM_NAME_RE.fullmatch(value)):
             raise SubmissionError(
-                f"{name} must be a Slurm name (letters, digits, _ . @ -), got {str(value)[:40]!r}"
+                f"{name} must be a Slurm name (letters, digits, _ . @ -), got {str(value)[:40]!r}",
+                field=name,
             )
     partition = res.partition or settings.get("SLURM_PARTITION") or None
     account = res.account or settings.get("SLURM_DEFAULT_ACCOUNT") or None
@@ -218,23 +222,28 @@ def check_resources(
     chosen = _find_partition(report.partitions, partition)
     if chosen is None:
         names = ", ".join(p.name for p in report.partitions) or "none"
-        raise SubmissionError(f"unknown partition {partition!r} (the cluster has: {names})")
+        raise SubmissionError(
+            f"unknown partition {partition!r} (the cluster has: {names})", field="partition"
+        )
     nodes = [n for n in report.nodes if chosen.name in n.partitions]
     max_cpus = max((n.cpus for n in nodes), default=0)
     if chosen.time_limit_minutes is not None and res.time_minutes > chosen.time_limit_minutes:
         raise SubmissionError(
             f"time limit {res.time_minutes} min is above partition {chosen.name}'s maximum of "
-            f"{chosen.time_limit_minutes} min"
+            f"{chosen.time_limit_minutes} min",
+            field="time_minutes",
         )
     if max_cpus and res.cpus > max_cpus:
         raise SubmissionError(
             f"{res.cpus} CPUs per task is more than any node of partition {chosen.name} has "
-            f"({max_cpus})"
+            f"({max_cpus})",
+            field="cpus",
         )
     if chosen.max_node_memory_mb and res.mem_mb > chosen.max_node_memory_mb:
         raise SubmissionError(
             f"{res.mem_mb} MB per task is more than any node of partition {chosen.name} has "
-            f"({chosen.max_node_memory_mb} MB)"
+            f"({chosen.max_node_memory_mb} MB)",
+            field="mem_mb",
         )
     return res, None
 

@@ -18,7 +18,6 @@ range ``start``/``stop``/``step`` (inclusive), combined as a grid or a zip.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,14 +84,9 @@ _DEFAULTS = Resources()
 FLOW_TITLES = {name: cls.title for name, cls in FLOW_CLASSES.items()}
 #: The fields naming the design; the repository check reports at them.
 SOURCE_FIELDS = ("repo_url", "ref", "design_path")
-#: The field each refusal of :func:`portal.submit.check_resources` is about, by its words.
-_RESOURCE_FIELDS = (
-    (re.compile(r"^cpus\b|\bCPUs per task\b"), "cpus"),
-    (re.compile(r"^mem_mb\b|\bMB per task\b"), "mem_mb"),
-    (re.compile(r"^time_minutes\b|^time limit\b"), "time_minutes"),
-    (re.compile(r"^throttle\b"), "throttle"),
-    (re.compile(r"^partition\b|^unknown partition\b"), "partition"),
-)
+#: The resource fields of the form: a refusal of :func:`portal.submit.check_resources` naming
+#: one of them (``SubmissionError.field``) is shown there, any other at the top of the form.
+RESOURCE_FIELDS = ("cpus", "mem_mb", "time_minutes", "throttle", "partition")
 
 
 class FormInvalid(ValueError):
@@ -477,14 +471,6 @@ def build_request(
 # --------------------------------------------------------------------------- field checks
 
 
-def resource_field(message: str) -> str:
-    """The form field a refusal of :func:`portal.submit.check_resources` is about."""
-    for pattern, key in _RESOURCE_FIELDS:
-        if pattern.search(message):
-            return key
-    return "form"
-
-
 def field_problems(
     request: SubmissionRequest,
     settings: Mapping[str, Any],
@@ -517,7 +503,7 @@ def field_problems(
     try:
         _, cluster_error = check_resources(request.resources, settings, slurm)
     except SubmissionError as exc:
-        key = resource_field(str(exc))
+        key = exc.field if exc.field in RESOURCE_FIELDS else "form"
         if key not in skip:
             errors.setdefault(key, []).append(str(exc))
     else:
