@@ -17,13 +17,13 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from portal.extensions import db
-from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
-from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES
+from portal.models import FINAL_STATES, Submission, SubmissionState, User
+from portal.serialize import task_counts
 from portal.web.access import is_admin
-from portal.web.progress import bar_segments
+from portal.web.progress import Counts
 
 bp = Blueprint("dashboard", __name__)
 
@@ -104,50 +104,10 @@ def _states_of(state: str) -> frozenset[str]:
 # --------------------------------------------------------------------------- progress
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Task counts of one submission, by how far each task got."""
-
-    total: int = 0
-    done: int = 0
-    running: int = 0
-    failed: int = 0
-    cancelled: int = 0
-
-    @property
-    def pending(self) -> int:
-        """Tasks neither finished nor running (queued, held, requeued...)."""
-        return max(self.total - self.done - self.running - self.failed - self.cancelled, 0)
-
-    def segments(self) -> list[tuple[str, int, float, float]]:
-        """``(kind, count, x%, width%)`` of each non-empty bar segment, left to right."""
-        return bar_segments(self)
-
-
-def progress_by_submission(submission_ids: Iterable[int]) -> dict[int, Progress]:
+def progress_by_submission(submission_ids: Iterable[int]) -> dict[int, Counts]:
     """Task counts for many submissions with ONE grouped query."""
-    ids = list(submission_ids)
-    if not ids:
-        return {}
-
-    def count_if(states: Iterable[str]) -> Any:
-        return func.sum(case((Task.state.in_(sorted(states)), 1), else_=0))
-
-    stmt = (
-        select(
-            Task.submission_id,
-            func.count(),
-            count_if({COMPLETED}),
-            count_if(ACTIVE),
-            count_if(FAILURES),
-            count_if(CANCELLATIONS),
-        )
-        .where(Task.submission_id.in_(ids))
-        .group_by(Task.submission_id)
-    )
     return {
-        row[0]: Progress(*(int(value or 0) for value in row[1:]))
-        for row in db.session.execute(stmt)
+        sid: Counts(by_state) for sid, by_state in task_counts(db.session, submission_ids).items()
     }
 
 
@@ -173,7 +133,7 @@ class Row:
     finished_at: datetime | None
     error: str | None
     owner: str
-    progress: Progress = field(default_factory=Progress)
+    progress: Counts = field(default_factory=Counts)
 
     @property
     def final(self) -> bool:
@@ -248,7 +208,7 @@ def list_page(user: User, filters: Filters) -> Page:
     )
     found = db.session.execute(stmt).all()
     progress = progress_by_submission(row[0] for row in found)
-    rows = [Row(*row, progress=progress.get(row[0], Progress())) for row in found]
+    rows = [Row(*row, progress=progress.get(row[0], Counts())) for row in found]
     return Page(rows, total, filters, pages, show_owner=is_admin(user) and not filters.mine)
 
 

@@ -38,7 +38,7 @@ from flask import (
     session,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import func, not_, select
+from sqlalchemy import not_, select
 
 from portal import rundir
 from portal import submit as svc
@@ -49,6 +49,7 @@ from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, ShareLink, Submission, SubmissionState, Task, audit
 from portal.results.table import SUMMARY_FIELDS, ResultsError, ResultsTable, results_table
 from portal.runfolder import RunFolder, find_final_gds, log_name
+from portal.serialize import task_counts as count_tasks
 from portal.slurm.client import SlurmError
 from portal.slurm.states import ACTIVE, CANCELLATIONS, COMPLETED, FAILURES, TERMINAL
 from portal.slurm.transports import TransportError
@@ -57,7 +58,7 @@ from portal.submit.sbatch import RenderError
 from portal.submit.taskconfigs import read_task_config
 from portal.web import sharing
 from portal.web.bundles import ExportError, bundle_download
-from portal.web.progress import bar_segments
+from portal.web.progress import Counts
 from portal.web.sharing import Viewer, dual_route, owner_viewer
 from portal.web.task_access import (
     LAYOUT_MAX_BYTES,
@@ -93,58 +94,9 @@ CANCELLABLE = frozenset(SubmissionState) - FINAL_STATES
 # --------------------------------------------------------------------------- tasks
 
 
-@dataclass(frozen=True)
-class Counts:
-    """Tasks of one submission by state (from ONE grouped query)."""
-
-    by_state: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_state.values())
-
-    def count(self, states: frozenset[str], negate: bool = False) -> int:
-        """How many tasks are (not, with ``negate``) in ``states``."""
-        return sum(n for s, n in self.by_state.items() if (s in states) != negate)
-
-    @property
-    def done(self) -> int:
-        return self.by_state.get(COMPLETED, 0)
-
-    @property
-    def running(self) -> int:
-        return self.count(ACTIVE)
-
-    @property
-    def failed(self) -> int:
-        return self.count(FAILURES)
-
-    @property
-    def cancelled(self) -> int:
-        return self.count(CANCELLATIONS)
-
-    @property
-    def pending(self) -> int:
-        return self.count(ACTIVE | TERMINAL, negate=True)
-
-    @property
-    def unsuccessful(self) -> int:
-        """Finished without success: what "resubmit failed" would run again."""
-        return self.failed + self.cancelled
-
-    def segments(self) -> list[tuple[str, int, float, float]]:
-        """``(kind, count, x%, width%)`` of the progress bar, left to right."""
-        return bar_segments(self)
-
-
 def task_counts(submission_id: int) -> Counts:
     """Counts of a submission's tasks by state (one query)."""
-    rows = db.session.execute(
-        select(Task.state, func.count())
-        .where(Task.submission_id == submission_id)
-        .group_by(Task.state)
-    )
-    return Counts({state: int(n) for state, n in rows})
+    return Counts(count_tasks(db.session, [submission_id])[submission_id])
 
 
 @dataclass(frozen=True)
