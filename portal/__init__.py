@@ -21,8 +21,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     instance_path = str(Path(instance).resolve()) if instance else None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(load_settings(Path(app.instance_path), overrides))
-    # Validated once, here: a wrong type or sign stops the start with the setting's name.
-    app.extensions["portal.settings"] = Settings.check(app.config)
+    Settings.check(app.config)  # a wrong type or sign stops the start, naming the setting
     check_settings(app.config)  # e.g. SSH + run-as-user is refused before anything starts
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     db.init_app(app)

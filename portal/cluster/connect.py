@@ -8,9 +8,8 @@ user without a valid Unix account gets a :class:`RunAsError` and nothing is subm
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
+from portal.config import SettingsLike, as_settings
 from portal.errors import SubmissionError
 from portal.models import User
 from portal.slurm.client import SlurmClient
@@ -24,7 +23,7 @@ class RunAsError(SubmissionError):
     """With SLURM_RUN_AS='user', the user has no Unix account jobs could run as."""
 
 
-def run_as_user(settings: Mapping[str, Any], user: User | None) -> str | None:
+def run_as_user(settings: SettingsLike, user: User | None) -> str | None:
     """The Unix account ``user``'s jobs run as: None in service mode, else ``user.unix_user``.
 
     Raises :class:`RunAsError` in user mode when the account is missing, not a plain login
@@ -47,13 +46,13 @@ def run_as_user(settings: Mapping[str, Any], user: User | None) -> str | None:
     return name
 
 
-def slurm_client(settings: Mapping[str, Any], user: User | None = None) -> SlurmClient:
+def slurm_client(settings: SettingsLike, user: User | None = None) -> SlurmClient:
     """A client for ``settings``; with SLURM_RUN_AS=user, sbatch/scancel run as ``user``."""
     transport = transport_from_settings(settings, run_as=run_as_user(settings, user))
-    return SlurmClient(transport, timeout=float(settings.get("SLURM_COMMAND_TIMEOUT") or 60))
+    return SlurmClient(transport, timeout=float(as_settings(settings).SLURM_COMMAND_TIMEOUT or 60))
 
 
-def client_for_owner(slurm: SlurmClient, settings: Mapping[str, Any], owner: User) -> SlurmClient:
+def client_for_owner(slurm: SlurmClient, settings: SettingsLike, owner: User) -> SlurmClient:
     """``slurm`` itself, unless jobs must run as ``owner`` and it does not: then a client that
     does (the poller's service client relaunching a stuck submission, for instance)."""
     wanted = run_as_user(settings, owner)

@@ -61,6 +61,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from portal import leases
+from portal.config import settings_of
 from portal.extensions import db
 from portal.mail.content import (
     TERMINAL_STATES,
@@ -534,7 +535,7 @@ def run_sender_cycle(app: Flask, holder: str | None = None) -> Counts:
 def start_sender(app: Flask, scheduler: BaseScheduler) -> Job:
     """Register :func:`run_sender_cycle` on ``scheduler`` every ``MAIL_SEND_INTERVAL_SECONDS``
     (the caller starts the scheduler). Registering again replaces the job."""
-    seconds = float(app.config["MAIL_SEND_INTERVAL_SECONDS"])
+    seconds = float(settings_of(app).MAIL_SEND_INTERVAL_SECONDS)
     return scheduler.add_job(
         run_sender_cycle,
         trigger="interval",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from portal.config import SettingsLike, as_settings
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,14 @@ def core_hours(n_tasks: int, cpus_per_task: int, time_limit_minutes: int) -> flo
 
 
 def decide(
-    n_tasks: int, cpus_per_task: int, time_limit_minutes: int, settings: Mapping[str, Any]
+    n_tasks: int, cpus_per_task: int, time_limit_minutes: int, settings: SettingsLike
 ) -> PolicyDecision:
     """Apply the site's thresholds (APPROVAL_CORE_HOURS, APPROVAL_ARRAY_SIZE)."""
     cost = core_hours(n_tasks, cpus_per_task, time_limit_minutes)
     reasons = []
-    max_cost = float(settings["APPROVAL_CORE_HOURS"])
-    max_tasks = int(settings["APPROVAL_ARRAY_SIZE"])
+    settings = as_settings(settings)
+    max_cost = float(settings.APPROVAL_CORE_HOURS)
+    max_tasks = settings.APPROVAL_ARRAY_SIZE
     if cost > max_cost:
         reasons.append(f"{cost:.1f} core-hours is over the {max_cost:g} core-hour threshold")
     if n_tasks > max_tasks:
@@ -50,15 +52,16 @@ class ChargeGrant:
 
 def charge_grant(
     portal_account: str | None,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     associations: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ChargeGrant:
     """What the portal grants (the user's account, else SLURM_DEFAULT_ACCOUNT; the site's
     SLURM_ALLOWED_QOS) plus, when jobs run as the designer's own Unix user, what Slurm's
     associations of that user grant (``associations``: account -> QOS)."""
-    granted = portal_account or settings.get("SLURM_DEFAULT_ACCOUNT") or None
+    settings = as_settings(settings)
+    granted = portal_account or settings.SLURM_DEFAULT_ACCOUNT or None
     accounts = {granted} if granted else set()
-    qos = set(settings.get("SLURM_ALLOWED_QOS") or ())
+    qos = set(settings.SLURM_ALLOWED_QOS)
     for account, account_qos in (associations or {}).items():
         accounts.add(account)
         qos.update(account_qos)

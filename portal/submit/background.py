@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from portal import submit as svc
 from portal.cluster.connect import slurm_client
+from portal.config import settings_of
 from portal.extensions import db
 from portal.models import Submission, SubmissionState, User
 from portal.submit import claims
@@ -49,7 +50,7 @@ def start_launch(
     """Launch ``submission`` in a daemon thread, or now when ``background`` is false (by
     default ``LAUNCH_IN_BACKGROUND``). The launch takes the submission's claim first."""
     if background is None:
-        background = bool(app.config.get("LAUNCH_IN_BACKGROUND", True))
+        background = settings_of(app).LAUNCH_IN_BACKGROUND
     if not background:
         svc.launch(submission, app.config, slurm_client(app.config))
         return None

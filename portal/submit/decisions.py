@@ -5,12 +5,12 @@ rejects it, its owner cancels it or resubmits its failed tasks as one new array.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import update
 
 from portal.cluster.connect import client_for_owner
+from portal.config import SettingsLike, as_settings
 from portal.errors import SubmissionError
 from portal.extensions import db
 from portal.mail.outbox import queue_decision_mail
@@ -57,7 +57,7 @@ def record_approval(submission: Submission, admin: User) -> Submission:
 
 
 def approve(
-    submission: Submission, admin: User, settings: Mapping[str, Any], slurm: SlurmClient
+    submission: Submission, admin: User, settings: SettingsLike, slurm: SlurmClient
 ) -> Submission:
     """An admin lets a waiting submission run, and it is launched at once (the CLI's way)."""
     return launch(record_approval(submission, admin), settings, slurm)
@@ -120,7 +120,7 @@ def _mark_pending_cancelled(submission: Submission, wanted: set[int] | None) -> 
 
 def resubmit_failed(
     submission: Submission,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     slurm: SlurmClient,
     actor: User | None = None,
 ) -> list[int]:
@@ -134,6 +134,7 @@ def resubmit_failed(
         SubmissionState.CANCELLED,
     ):
         raise SubmissionError(f"submission is {submission.state}; wait until it has finished")
+    settings = as_settings(settings)
     slurm = client_for_owner(slurm, settings, submission.owner)
     folder = RunFolder.of(submission, settings)
     check_job_room(slurm, settings, len(failed))

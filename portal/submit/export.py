@@ -16,10 +16,9 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from portal.config import SettingsLike, as_settings
 from portal.flows.registry import get_flow
 from portal.flows.types import FlowError
 from portal.models import Submission
@@ -82,7 +81,7 @@ def relocate_script(text: str, run_dir: str, target: str) -> str:
 
 def build_bundle(
     submission: Submission,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     output: Path,
     *,
     run_dir: Path | None = None,
@@ -101,7 +100,7 @@ def build_bundle(
     flow = get_flow(submission.flow)
     try:
         design = flow.find_design(
-            folder.design, submission.design_path, pdk_root=str(settings["PDK_ROOT"])
+            folder.design, submission.design_path, pdk_root=as_settings(settings).PDK_ROOT
         )
         scripts = [(name, folder.read_script(name)) for name in names]
     except (FlowError, PathRefused) as exc:

@@ -51,10 +51,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote
+
+from portal.config import SettingsLike, as_settings
 
 __all__ = [
     "GitPolicy",
@@ -567,15 +568,12 @@ class GitPolicy:
     allowed_private: tuple[str, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> GitPolicy:
-        def entries(name: str) -> tuple[str, ...]:
-            value = settings.get(name) or ()
-            return (value,) if isinstance(value, str) else tuple(value)
-
+    def from_settings(cls, settings: SettingsLike) -> GitPolicy:
+        settings = as_settings(settings)
         return cls(
-            allow_file=bool(settings.get("GIT_ALLOW_FILE_URLS")),
-            allowed_hosts=entries("GIT_ALLOWED_HOSTS"),
-            allowed_private=entries("GIT_ALLOWED_PRIVATE_HOSTS"),
+            allow_file=settings.GIT_ALLOW_FILE_URLS,
+            allowed_hosts=tuple(settings.GIT_ALLOWED_HOSTS),
+            allowed_private=tuple(settings.GIT_ALLOWED_PRIVATE_HOSTS),
         )
 
     def check_url(self, url: str) -> RepoURL:

@@ -17,14 +17,14 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select, update
 
 from portal.cluster.connect import client_for_owner, run_as_user
+from portal.config import Settings, SettingsLike, as_settings
 from portal.errors import SubmissionError, without_server_paths
 from portal.extensions import db
 from portal.flows.registry import get_flow, run_note
@@ -58,7 +58,7 @@ def require_state(submission: Submission, *states: SubmissionState) -> None:
 
 def launch(
     submission: Submission,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     slurm: SlurmClient,
     progress: Progress | None = None,
     *,
@@ -77,7 +77,8 @@ def launch(
         SubmissionState.SUBMITTING,
         SubmissionState.SUBMIT_FAILED,
     )
-    seconds = float(settings.get("LAUNCH_CLAIM_SECONDS", 60))
+    settings = as_settings(settings)
+    seconds = float(settings.LAUNCH_CLAIM_SECONDS)
     token = claims.new_token()
     if not claims.take(submission.id, token, seconds):
         log.info("submission %s: another launch is at work on it", submission.uuid)
@@ -101,7 +102,7 @@ def launch(
 
 def _launch_claimed(
     submission: Submission,
-    settings: Mapping[str, Any],
+    settings: Settings,
     slurm: SlurmClient,
     progress: Progress | None,
     *,
@@ -161,22 +162,23 @@ def is_passing(exc: BaseException) -> bool:
     return False
 
 
-def retry_delay(attempts: int, settings: Mapping[str, Any]) -> float | None:
+def retry_delay(attempts: int, settings: SettingsLike) -> float | None:
     """Seconds before launch attempt ``attempts + 1`` (doubling from LAUNCH_RETRY_BASE_SECONDS),
     or None once LAUNCH_MAX_ATTEMPTS were made."""
-    if attempts >= int(settings.get("LAUNCH_MAX_ATTEMPTS", 6)):
+    settings = as_settings(settings)
+    if attempts >= settings.LAUNCH_MAX_ATTEMPTS:
         return None
-    base = float(settings.get("LAUNCH_RETRY_BASE_SECONDS", 30))
+    base = float(settings.LAUNCH_RETRY_BASE_SECONDS)
     return min(base * 2 ** max(attempts - 1, 0), 600.0)
 
 
 def _launch_failed(
-    submission: Submission, settings: Mapping[str, Any], message: str, *, passing: bool
+    submission: Submission, settings: Settings, message: str, *, passing: bool
 ) -> Submission:
     """SUBMIT_FAILED with the reason: retried later when the cause passes and attempts are
     left (the reason says when), else final: the owner is told by email and may retry."""
     message = without_server_paths(
-        message, submission.run_dir, settings.get("RUN_ROOT"), settings.get("PDK_ROOT")
+        message, submission.run_dir, settings.RUN_ROOT, settings.PDK_ROOT
     )
     attempts = submission.launch_attempts or 1
     delay = retry_delay(attempts, settings) if passing else None
@@ -185,7 +187,7 @@ def _launch_failed(
         message = (
             f"{message} (a passing cause: the portal tries again at "
             f"{retry_at:%H:%M:%S} UTC, attempt {attempts + 1} of "
-            f"{int(settings.get('LAUNCH_MAX_ATTEMPTS', 6))})"
+            f"{settings.LAUNCH_MAX_ATTEMPTS})"
         )
         _fail(submission, SubmissionState.SUBMIT_FAILED, message)
         submission.launch_attempts, submission.retry_at = attempts, retry_at
@@ -234,13 +236,14 @@ def _fail(submission: Submission, state: SubmissionState, message: str) -> Submi
 
 def stage(
     submission: Submission,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     progress: Progress | None = None,
     *,
     max_array_size: int = 1001,
 ) -> list[tuple[ArrayScript, Path]]:
     """Clone, pack every task's config (:mod:`portal.submit.taskconfigs`), write sweep.tsv, render
     the array script(s) to files."""
+    settings = as_settings(settings)
     report = progress or (lambda stage, fraction: None)
     folder = RunFolder.of(submission, settings)
     run_dir = folder.root
@@ -256,16 +259,14 @@ def stage(
             git_policy.check_url(submission.repo_url),
             submission.ref,
             folder.design,
-            timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
-            max_mb=int(settings["GIT_MAX_REPO_MB"]),
+            timeout_s=float(settings.GIT_CLONE_TIMEOUT),
+            max_mb=settings.GIT_MAX_REPO_MB,
             progress=lambda text, fraction: report(f"clone: {text}", fraction),
             allowed_private=git_policy.allowed_private,
         )
         submission.commit = staged.commit
     flow = get_flow(submission.flow)
-    design = flow.find_design(
-        folder.design, submission.design_path, pdk_root=str(settings["PDK_ROOT"])
-    )
+    design = flow.find_design(folder.design, submission.design_path, pdk_root=settings.PDK_ROOT)
     if design.errors:
         problems = "; ".join(f"line {line}: {msg}" if line else msg for line, msg in design.errors)
         raise SubmissionError(f"the design config {design.path.name} has errors: {problems}")
@@ -297,7 +298,7 @@ def stage(
     return written
 
 
-def share_with_job_user(submission: Submission, settings: Mapping[str, Any], run_dir: Path) -> None:
+def share_with_job_user(submission: Submission, settings: SettingsLike, run_dir: Path) -> None:
     """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/ (each task makes
     its own folder there; see :func:`portal.submit.checkout.share_run_dir`)."""
     job_user = run_as_user(settings, submission.owner)
@@ -394,7 +395,7 @@ def _record_job(submission: Submission, script: ArrayScript, job_id: str) -> Non
     db.session.expire_all()  # loaded tasks re-read their new values
 
 
-def reconcile_submitting(settings: Mapping[str, Any], slurm: SlurmClient) -> list[Submission]:
+def reconcile_submitting(settings: SettingsLike, slurm: SlurmClient) -> list[Submission]:
     """Finish submissions left in SUBMITTING (a crash mid-submit) without resubmitting twice."""
     stuck = db.session.scalars(
         select(Submission).where(Submission.state == SubmissionState.SUBMITTING)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal.config import SettingsLike, as_settings
 from portal.errors import SubmissionError
 from portal.flows.base import Flow
 from portal.flows.registry import get_flow
@@ -95,12 +96,13 @@ class Plan:
 
 def plan_submission(
     request: SubmissionRequest,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     slurm: SlurmClient | None = None,
     *,
     owner: User,
 ) -> Plan:
     """Validate ``owner``'s request completely; raise :class:`SubmissionError`. Writes nothing."""
+    settings = as_settings(settings)
     try:
         git_policy = GitPolicy.from_settings(settings)
         url = git_policy.check_url(request.repo_url)
@@ -121,7 +123,7 @@ def plan_submission(
             spec = parse_sweep(request.sweep).with_base(base)
         else:
             spec = parse_cli_sweeps(request.cli_sweeps, base=base)
-        points = expand_sweep(spec, max_points=int(settings["MAX_SWEEP_POINTS"]))
+        points = expand_sweep(spec, max_points=settings.MAX_SWEEP_POINTS)
     except (ParameterError, SweepError) as exc:
         raise SubmissionError(str(exc)) from None
     resources, cluster_error = check_resources(request.resources, settings, slurm)
@@ -160,7 +162,7 @@ def require_cluster(plan: Plan) -> None:
 
 
 def check_charge_for(
-    owner: User, resources: Resources, settings: Mapping[str, Any], slurm: SlurmClient | None
+    owner: User, resources: Resources, settings: SettingsLike, slurm: SlurmClient | None
 ) -> None:
     """Refuse an account or QOS ``owner`` may not use (:func:`portal.submit.approval.check_charge`):
     the one the portal grants them, plus, when jobs run as their own Unix user, the accounts
@@ -179,10 +181,11 @@ def check_charge_for(
 
 
 def check_resources(
-    res: Resources, settings: Mapping[str, Any], slurm: SlurmClient | None
+    res: Resources, settings: SettingsLike, slurm: SlurmClient | None
 ) -> tuple[Resources, SlurmError | TransportError | None]:
     """Positive sizes within the partition's limits (read from the cluster when reachable),
     and the error that kept the limits from being read (None: they were checked)."""
+    settings = as_settings(settings)
     for name in ("cpus", "mem_mb", "time_minutes"):
         value = getattr(res, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -201,8 +204,8 @@ def check_resources(
                 f"{name} must be a Slurm name (letters, digits, _ . @ -), got {str(value)[:40]!r}",
                 field=name,
             )
-    partition = res.partition or settings.get("SLURM_PARTITION") or None
-    account = res.account or settings.get("SLURM_DEFAULT_ACCOUNT") or None
+    partition = res.partition or settings.SLURM_PARTITION or None
+    account = res.account or settings.SLURM_DEFAULT_ACCOUNT or None
     res = Resources(
         res.cpus,
         res.mem_mb,
@@ -210,7 +213,7 @@ def check_resources(
         partition,
         account,
         res.qos,
-        res.throttle or int(settings.get("SLURM_ARRAY_THROTTLE") or 0),
+        res.throttle or settings.SLURM_ARRAY_THROTTLE,
     )
     if slurm is None:
         return res, None
@@ -255,7 +258,7 @@ def _find_partition(partitions: Sequence[Any], name: str | None) -> Any | None:
     return None
 
 
-def check_job_room(slurm: SlurmClient, settings: Mapping[str, Any], tasks: int) -> None:
+def check_job_room(slurm: SlurmClient, settings: SettingsLike, tasks: int) -> None:
     """Refuse (:class:`SubmissionError`) an array that would fill slurmctld's job records.
 
     Every array task is a job record and at MaxJobCount slurmctld makes every user's sbatch
@@ -266,7 +269,7 @@ def check_job_room(slurm: SlurmClient, settings: Mapping[str, Any], tasks: int) 
     max_jobs = slurm.max_job_count()
     if tasks * 100 <= max_jobs:
         return
-    share = float(settings.get("SLURM_JOB_COUNT_SHARE", 0.8))
+    share = as_settings(settings).SLURM_JOB_COUNT_SHARE
     held = slurm.job_records()
     if held + tasks > share * max_jobs:
         raise SubmissionError(

@@ -26,13 +26,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from portal.config import Settings, SettingsLike, as_settings
 from portal.submit.checkout import StagingError, resolve_ref, stage_repository
 from portal.submit.gitpolicy import GitPolicy, RepoURL
 
@@ -70,7 +69,7 @@ class CheckoutCache:
         #: checkout key -> (until when, why its fetch failed)
         self.failed: dict[str, tuple[float, StagingError]] = {}
 
-    def resolve(self, url: RepoURL, ref: str, settings: Mapping[str, Any]) -> str:
+    def resolve(self, url: RepoURL, ref: str, settings: SettingsLike) -> str:
         """The commit ``ref`` names on ``url`` (:func:`~portal.submit.checkout.resolve_ref`), or its
         :class:`~portal.submit.checkout.StagingError`, remembered :data:`RESOLVE_CACHE_SECONDS`."""
         key = (url.url, ref)
@@ -95,12 +94,13 @@ class CheckoutCache:
         url: RepoURL,
         ref: str,
         user_id: int,
-        settings: Mapping[str, Any],
+        settings: SettingsLike,
         *,
         wait_s: float | None,
     ) -> Path:
         """The checkout of ``ref`` (its design files), fetched if needed; ``wait_s`` None waits
         for the clone to finish, else raises :class:`PreviewPending` after ``wait_s``."""
+        settings = as_settings(settings)
         commit = self.resolve(url, ref, settings)
         key = hashlib.sha256(f"{url.url}\0{commit}".encode()).hexdigest()[:32]
         folder = self.root / key
@@ -138,7 +138,7 @@ class CheckoutCache:
             if isinstance(error, StagingError):
                 self.failed[key] = (now + RESOLVE_CACHE_SECONDS, error)
 
-    def _fetch(self, url: RepoURL, commit: str, folder: Path, settings: Mapping[str, Any]) -> None:
+    def _fetch(self, url: RepoURL, commit: str, folder: Path, settings: Settings) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         work = self.root / f".{folder.name}.{uuid.uuid4().hex}"
         work.mkdir()
@@ -147,14 +147,14 @@ class CheckoutCache:
                 url,
                 commit,
                 work / "design",
-                timeout_s=float(settings.get("GIT_CLONE_TIMEOUT") or 300),
-                max_mb=int(settings.get("GIT_MAX_REPO_MB") or 500),
+                timeout_s=float(settings.GIT_CLONE_TIMEOUT),
+                max_mb=settings.GIT_MAX_REPO_MB,
                 allowed_private=GitPolicy.from_settings(settings).allowed_private,
             )
             os.rename(work, folder)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self.prune(float(settings.get("PREVIEW_CACHE_SECONDS") or 600))
+        self.prune(float(settings.PREVIEW_CACHE_SECONDS))
 
     def prune(self, keep_seconds: float) -> None:
         """Remove checkouts unused for ``keep_seconds``."""
@@ -168,18 +168,19 @@ _CACHES: dict[str, CheckoutCache] = {}
 _CACHES_LOCK = threading.Lock()
 
 
-def checkout_cache(settings: Mapping[str, Any]) -> CheckoutCache:
+def checkout_cache(settings: SettingsLike) -> CheckoutCache:
     """The process's cache for these settings (``PREVIEW_CACHE_DIR``, else a folder under the
     system's temporary directory named after ``RUN_ROOT``)."""
-    root = settings.get("PREVIEW_CACHE_DIR") or os.path.join(
+    settings = as_settings(settings)
+    root = settings.PREVIEW_CACHE_DIR or os.path.join(
         tempfile.gettempdir(),
         "openlane-portal-previews-"
-        + hashlib.sha256(str(settings.get("RUN_ROOT")).encode()).hexdigest()[:12],
+        + hashlib.sha256(str(settings.RUN_ROOT).encode()).hexdigest()[:12],
     )
     with _CACHES_LOCK:
         cache = _CACHES.get(str(root))
         if cache is None:
             cache = _CACHES[str(root)] = CheckoutCache(
-                Path(root), workers=int(settings.get("PREVIEW_FETCHES") or 2)
+                Path(root), workers=settings.PREVIEW_FETCHES or 2
             )
         return cache

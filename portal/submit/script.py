@@ -9,11 +9,12 @@ queue's preview (from a scratch clone) all call it. Nothing here writes except
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from portal.config import SettingsLike, as_settings
 from portal.errors import SubmissionError, without_server_paths
 from portal.flows.registry import get_flow, run_note
 from portal.flows.types import FlowError
@@ -38,7 +39,7 @@ class RenderedScript:
 def render_for(
     submission: Submission,
     checkout: Path,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     *,
     design: Any = None,
     tasks: Sequence[int] | None = None,
@@ -57,11 +58,10 @@ def render_for(
     ``...-r<n>`` and go to ``resubmit-<n>.sbatch``, so the job-name lookup that keeps
     submission idempotent tells the rounds apart.
     """
+    settings = as_settings(settings)
     flow = get_flow(submission.flow)
     if design is None:
-        design = flow.find_design(
-            checkout, submission.design_path, pdk_root=str(settings["PDK_ROOT"])
-        )
+        design = flow.find_design(checkout, submission.design_path, pdk_root=settings.PDK_ROOT)
     indices = [t.index for t in submission.tasks] if tasks is None else list(tasks)
     owner = owner or submission.owner
     folder = RunFolder.of(submission, settings)
@@ -117,13 +117,14 @@ def write_scripts(
 
 
 def preview_script(
-    plan: Plan, settings: Mapping[str, Any], owner: User, *, wait_s: float | None = None
+    plan: Plan, settings: SettingsLike, owner: User, *, wait_s: float | None = None
 ) -> str:
     """The exact script(s) this plan will submit, from the checkout of its commit
     (:mod:`portal.submit.previews`: fetched off the caller's thread, kept by commit).
     ``wait_s`` None waits for the clone (the CLI); else
     :class:`~portal.submit.previews.PreviewPending` is raised after ``wait_s`` seconds (web and
     API requests answer "still fetching")."""
+    settings = as_settings(settings)
     url = GitPolicy.from_settings(settings).check_url(plan.repo_url)
     checkout: Path | None = None
     cache = checkout_cache(settings)
@@ -144,7 +145,7 @@ def preview_script(
 
 
 def dry_run(
-    plan: Plan, settings: Mapping[str, Any], owner: User, *, wait_s: float | None = None
+    plan: Plan, settings: SettingsLike, owner: User, *, wait_s: float | None = None
 ) -> dict[str, Any]:
     """What submitting ``plan`` would do, nothing written: the script(s), the sweep's points,
     the task count, the cost and whether an admin must approve (the API's and CLI's answer)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
 from portal import leases
+from portal.config import Settings, settings_of
 from portal.extensions import db
 from portal.models import ACTIVE_STATES, Submission, Task
 from portal.slurm.client import SlurmClient, SlurmError
@@ -230,14 +231,14 @@ class Poller:
         self.memory = PollMemory()
 
     @property
-    def settings(self) -> Mapping[str, Any]:
-        return self.app.config
+    def settings(self) -> Settings:
+        return settings_of(self.app)
 
     def run_cycle(self) -> CycleStats | None:
         """One scheduled cycle: None when another process holds the lease, during backoff,
         or when Slurm or the database failed (logged; the next good cycle catches up)."""
         with self.app.app_context():
-            lease_seconds = float(self.settings["POLL_LEASE_SECONDS"])
+            lease_seconds = float(self.settings.POLL_LEASE_SECONDS)
             try:
                 if not leases.acquire(LEASE_NAME, self.holder, lease_seconds):
                     self.memory.forget()  # another poller may write while this one waits
@@ -270,7 +271,7 @@ class Poller:
 
     def _back_off(self, exc: Exception) -> None:
         self.errors += 1
-        interval = float(self.settings["POLL_INTERVAL_SECONDS"])
+        interval = float(self.settings.POLL_INTERVAL_SECONDS)
         delay = min(interval * 2**self.errors, 600.0)
         self.resume_at = time.monotonic() + delay
         log.error(

@@ -13,6 +13,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from portal.config import settings_of
 from portal.track.poller import Poller
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def start_scheduler(app: Flask, poller: Poller) -> BackgroundScheduler:
     scheduler.add_job(
         poll_then_mail,
         "interval",
-        seconds=float(app.config["POLL_INTERVAL_SECONDS"]),
+        seconds=float(settings_of(app).POLL_INTERVAL_SECONDS),
         id="poll",
         max_instances=1,
         coalesce=True,
@@ -56,7 +57,7 @@ def run_forever(app: Flask, poller: Poller) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scheduler = start_scheduler(app, poller)
-    log.info("poller running every %s s", app.config["POLL_INTERVAL_SECONDS"])
+    log.info("poller running every %s s", settings_of(app).POLL_INTERVAL_SECONDS)
     stop.wait()
     stop_scheduler(scheduler, poller)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask
 
+from portal.config import SettingsLike, as_settings
 from portal.flows.types import FlowError
 from portal.models import Submission, User
 from portal.submit import SubmissionError, record_approval, render_for
@@ -55,7 +56,7 @@ def describe_sweep(spec: Mapping[str, Any] | None) -> str:
 
 
 def preview_stored(
-    submission: Submission, settings: Mapping[str, Any], max_array_size: int = 1001
+    submission: Submission, settings: SettingsLike, max_array_size: int = 1001
 ) -> str:
     """The script(s) ``submission`` would submit now, from a scratch clone (nothing kept).
 
@@ -63,6 +64,7 @@ def preview_stored(
     launch if the ref moved meanwhile. Raises :class:`SubmissionError` with the reason when
     the repository or design cannot be read.
     """
+    settings = as_settings(settings)
     with tempfile.TemporaryDirectory(prefix="olp-admin-preview-") as tmp:
         checkout = Path(tmp) / "design"
         try:
@@ -71,8 +73,8 @@ def preview_stored(
                 git_policy.check_url(submission.repo_url),
                 submission.commit or submission.ref,
                 checkout,
-                timeout_s=float(settings["GIT_CLONE_TIMEOUT"]),
-                max_mb=int(settings["GIT_MAX_REPO_MB"]),
+                timeout_s=float(settings.GIT_CLONE_TIMEOUT),
+                max_mb=settings.GIT_MAX_REPO_MB,
                 allowed_private=git_policy.allowed_private,
             )
             rendered = render_for(submission, checkout, settings, max_array_size=max_array_size)

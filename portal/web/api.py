@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal import submit as svc
 from portal.cluster.connect import slurm_client
+from portal.config import settings_of
 from portal.extensions import db
 from portal.flows.types import FlowError
 from portal.models import FINAL_STATES, Submission, SubmissionState, Task, User
@@ -388,7 +389,7 @@ def _dry_run(built: svc.SubmissionRequest, user: User) -> dict[str, Any]:
     plan = svc.plan_submission(built, settings, slurm_client(settings, user), owner=user)
     try:
         return svc.dry_run(
-            plan, settings, user, wait_s=float(settings.get("PREVIEW_WAIT_SECONDS", 2))
+            plan, settings, user, wait_s=float(settings_of(current_app).PREVIEW_WAIT_SECONDS)
         )
     except PreviewPending as exc:  # the clone goes on off this thread: ask again
         raise APIError(

@@ -37,6 +37,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from portal.config import SettingsLike, as_settings
 from portal.flows.registry import DEFAULT_FLOW, FLOW_CLASSES, get_flow
 from portal.flows.types import DesignNotFound, FlowError
 from portal.models import Submission, User
@@ -246,9 +247,9 @@ class PartitionChoices:
     error: str | None = None
 
 
-def partition_choices(settings: Mapping[str, Any], slurm: SlurmClient | None) -> PartitionChoices:
+def partition_choices(settings: SettingsLike, slurm: SlurmClient | None) -> PartitionChoices:
     """Partitions from ``sinfo`` (one call); the configured default alone if Slurm is silent."""
-    configured = str(settings.get("SLURM_PARTITION") or "")
+    configured = as_settings(settings).SLURM_PARTITION or ""
     error = None
     partitions: list[Partition] = []
     if slurm is None:
@@ -473,7 +474,7 @@ def build_request(
 
 def field_problems(
     request: SubmissionRequest,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     slurm: SlurmClient | None,
     *,
     skip: Collection[str] = (),
@@ -498,8 +499,9 @@ def field_problems(
     if request.design_path:
         check("design_path", check_design_path, request.design_path)
     spec = _spec(request)
-    if spec is not None and count_points(spec) > int(settings["MAX_SWEEP_POINTS"]):
-        check("sweep", expand_sweep, spec, max_points=int(settings["MAX_SWEEP_POINTS"]))
+    limit = as_settings(settings).MAX_SWEEP_POINTS
+    if spec is not None and count_points(spec) > limit:
+        check("sweep", expand_sweep, spec, max_points=limit)
     try:
         _, cluster_error = check_resources(request.resources, settings, slurm)
     except SubmissionError as exc:
@@ -533,7 +535,7 @@ class SourceCheck:
 
 
 def check_source(
-    request: SubmissionRequest, settings: Mapping[str, Any], owner: User, *, wait_s: float
+    request: SubmissionRequest, settings: SettingsLike, owner: User, *, wait_s: float
 ) -> SourceCheck:
     """Resolve the ref (one ``git ls-remote``, a few seconds at most, remembered briefly), wait
     ``wait_s`` at most for the checkout (:mod:`portal.submit.previews`) and look for the design
@@ -552,7 +554,7 @@ def check_source(
     at = request.ref if request.ref == commit else f"{request.ref} (commit {commit[:12]})"
     try:
         get_flow(request.flow).find_design(
-            checkout, request.design_path, pdk_root=str(settings["PDK_ROOT"])
+            checkout, request.design_path, pdk_root=as_settings(settings).PDK_ROOT
         )
     except DesignNotFound as exc:
         return SourceCheck("failed", {"design_path": [_missing_design(exc, checkout, at)]})
@@ -702,7 +704,7 @@ def sweep_shape(sweep: Mapping[str, Any] | None, catalog: Catalog | None = None)
 
 def estimate(
     request: SubmissionRequest,
-    settings: Mapping[str, Any],
+    settings: SettingsLike,
     slurm: SlurmClient | None,
     owner: User,
     *,
@@ -749,11 +751,11 @@ def _safe_shape(sweep: Mapping[str, Any] | None) -> str:
         return ""
 
 
-def _rough_estimate(request: SubmissionRequest, settings: Mapping[str, Any]) -> dict[str, Any]:
+def _rough_estimate(request: SubmissionRequest, settings: SettingsLike) -> dict[str, Any]:
     """Points, shape and cost of the request as far as they can be counted."""
     spec = _spec(request)
     points = count_points(spec) if spec is not None else None
-    limit = int(settings["MAX_SWEEP_POINTS"])
+    limit = as_settings(settings).MAX_SWEEP_POINTS
     if points is None:
         return {}
     if points > limit:

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from portal import create_app
 from portal.cli import main
-from portal.config import DEFAULTS, DOCS, Settings, SettingsError, settings_of
+from portal.config import DEFAULTS, DOCS, Settings, SettingsError, as_settings, settings_of
+from portal.submit import retry_delay
 
 
 def overrides(tmp_path: Path, **values: object) -> dict[str, object]:
@@ -75,3 +76,18 @@ def test_portal_settings_refuses_a_bad_value_with_one_line(tmp_path: Path, monke
     answer = CliRunner().invoke(main, ["settings"])
     assert answer.exit_code == 2
     assert "error: invalid settings: MAX_SWEEP_POINTS" in answer.output
+
+
+def test_services_take_the_settings_or_a_mapping_validated_into_them() -> None:
+    settings = as_settings({"MAX_SWEEP_POINTS": 9, "TESTING": True})
+    assert as_settings(settings) is settings
+    assert settings.MAX_SWEEP_POINTS == 9 and settings.LAUNCH_MAX_ATTEMPTS == 6  # default filled
+    # the layers below (flows, slurm) read it as a mapping, other keys included
+    assert settings["PDK_ROOT"] == DEFAULTS["PDK_ROOT"] and settings.get("TESTING") is True
+    assert "MAX_SWEEP_POINTS" in settings and "NO_SUCH_KEY" not in settings
+    assert settings.get("NO_SUCH_KEY", "fallback") == "fallback"
+    with pytest.raises(KeyError):
+        settings["NO_SUCH_KEY"]
+    with pytest.raises(SettingsError, match="LAUNCH_MAX_ATTEMPTS"):
+        retry_delay(1, {"LAUNCH_MAX_ATTEMPTS": "many"})
+    assert retry_delay(1, {}) == 30  # LAUNCH_RETRY_BASE_SECONDS's default, said once
