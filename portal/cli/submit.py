@@ -238,6 +238,9 @@ def submit(
     """Submit a design (optionally a sweep) as ONE Slurm job array."""
     from portal import submit as svc
     from portal.cluster.connect import slurm_client
+    from portal.slurm.client import SlurmError
+    from portal.slurm.transports import TransportError
+    from portal.submit.background import submit_request
     from portal.submit.sweeps import SweepError, load_sweep_file, parse_cli_sets
 
     owner = acting_user(username)
@@ -260,21 +263,18 @@ def submit(
         notify=not options.no_notify,
     )
     try:
-        slurm = slurm_client(app.config, owner)  # a missing Unix account is refused here
-        plan = svc.plan_submission(request, app.config, slurm, owner=owner)
+        if dry_run:
+            slurm = slurm_client(app.config, owner)  # a missing Unix account is refused here
+            plan = svc.plan_submission(request, app.config, slurm, owner=owner)
+            click.echo(_dry_run_text(svc.dry_run(plan, app.config, owner)))
+            return
+        submission = submit_request(
+            app, request, owner, background=False, progress=_progress_printer(as_json)
+        )
     except svc.SubmissionError as exc:
         fail(str(exc))
-    if dry_run:
-        try:
-            click.echo(_dry_run_text(svc.dry_run(plan, app.config, owner)))
-        except svc.SubmissionError as exc:
-            fail(str(exc))
-        return
-    if plan.cluster_error is not None:
-        fail(f"Slurm does not answer ({plan.cluster_error}); nothing was submitted")
-    submission = svc.create_submission(plan, owner)
-    if submission.state == "STAGING":
-        svc.launch(submission, app.config, slurm, progress=_progress_printer(as_json))
+    except (SlurmError, TransportError) as exc:
+        fail(f"Slurm does not answer ({exc}); nothing was submitted")
     show_submission(app, submission, as_json)
     if submission.state == "SUBMIT_FAILED":
         sys.exit(1)

@@ -24,35 +24,52 @@ from portal.config import settings_of
 from portal.extensions import db
 from portal.models import Submission, SubmissionState, User
 from portal.submit import claims
+from portal.submit.plan import Progress
 
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=2)
 
 
-def submit_request(app: Flask, request: svc.SubmissionRequest, owner: User) -> Submission:
-    """Plan (raises :class:`~portal.submit.SubmissionError`), record and start a launch.
+def submit_request(
+    app: Flask,
+    request: svc.SubmissionRequest,
+    owner: User,
+    *,
+    background: bool | None = None,
+    progress: Progress | None = None,
+) -> Submission:
+    """Plan (raises :class:`~portal.submit.SubmissionError`), record and start a launch: the
+    one way the form, the API and the CLI submit.
 
     A submission that needs approval is recorded and waits for an admin; nothing is launched.
+    A plan made while Slurm does not answer raises its Slurm error and records nothing.
+    ``background`` and ``progress`` as for :func:`start_launch` (the CLI launches in the
+    foreground and prints the progress).
     """
     slurm = slurm_client(app.config, owner)
     plan = svc.plan_submission(request, app.config, slurm, owner=owner)
     svc.require_cluster(plan)  # Slurm does not answer: refuse now (API 503), record nothing
     submission = svc.create_submission(plan, owner)
     if submission.state == SubmissionState.STAGING:
-        start_launch(app, submission)
+        start_launch(app, submission, background=background, progress=progress)
     return submission
 
 
 def start_launch(
-    app: Flask, submission: Submission, *, background: bool | None = None
+    app: Flask,
+    submission: Submission,
+    *,
+    background: bool | None = None,
+    progress: Progress | None = None,
 ) -> threading.Thread | None:
     """Launch ``submission`` in a daemon thread, or now when ``background`` is false (by
-    default ``LAUNCH_IN_BACKGROUND``). The launch takes the submission's claim first."""
+    default ``LAUNCH_IN_BACKGROUND``), telling ``progress`` how staging goes. The launch takes
+    the submission's claim first."""
     if background is None:
         background = settings_of(app).LAUNCH_IN_BACKGROUND
     if not background:
-        svc.launch(submission, app.config, slurm_client(app.config))
+        svc.launch(submission, app.config, slurm_client(app.config), progress)
         return None
     thread = threading.Thread(
         target=_launch_by_id,
