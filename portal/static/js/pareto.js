@@ -3,8 +3,8 @@
  * Plot data comes from the JSON in the data-chart attribute of <template id="chart-data">
  * inside [data-pareto] (parsed, never evaluated; htmx would drop a <script> island when it
  * swaps the section in); changing an axis fetches data-results-url?x=..&y=.., whose
- * Pareto front and best tasks are computed by the server (portal.results.pareto). Clicking a point opens
- * that task in the task panel.
+ * Pareto front and best tasks are computed by the server (portal.results.pareto). Clicking a
+ * point opens that task in the task panel.
  * [data-column-chooser] holds one checkbox per column (input[data-column=NAME]); the table's
  * cells of that column carry data-col=NAME. What the designer ticks is remembered in this
  * browser (localStorage) for every submission; columns never chosen keep the page's default.
@@ -173,7 +173,7 @@
 
   // ------------------------------------------------------------------ table columns
 
-  var COLUMNS_KEY = "openlane-portal.track.pollstats-columns";
+  var COLUMNS_KEY = "openlane-portal.metrics-columns";
 
   function savedColumns() {
     try {
