@@ -35,7 +35,7 @@ Names = Annotated[
     list[str], BeforeValidator(lambda value: [value] if isinstance(value, str) else value)
 ]
 #: A share between 0 and 1.
-Share = Annotated[float, Field(gt=0, le=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class SettingsError(ValueError):

@@ -44,6 +44,17 @@ def changed_count(stdout: str, host: str = "localhost") -> int:
     return int(recap.group(1))
 
 
+def changed_tasks(stdout: str) -> str:
+    """The tasks of a run that reported ``changed``, each with its result line."""
+    found, task = [], ""
+    for line in stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line.rstrip("* ")
+        elif line.startswith("changed:"):
+            found.append(f"{task}\n  {line}")
+    return "\n".join(found)
+
+
 def code_fingerprint() -> str:
     """The last commit touching what the portal role installs (it reinstalls when it moves)."""
     return subprocess.run(
@@ -94,7 +105,9 @@ def test_second_playbook_run_changes_nothing():
                 break
             if moved:
                 continue
-            assert converging_run_left, f"a second run changed {changed}:\n{run.stdout[-6000:]}"
+            assert converging_run_left, f"a second run changed {changed}:\n" + changed_tasks(
+                run.stdout
+            )
             converging_run_left = False
         else:
             pytest.fail("site.yml never converged while commits kept landing")

@@ -39,6 +39,7 @@ def test_the_app_keeps_one_frozen_validated_settings_object(tmp_path: Path) -> N
         ({"MAX_SWEEP_POINTS": "lots"}, "MAX_SWEEP_POINTS"),
         ({"GIT_CLONE_TIMEOUT": -1}, "GIT_CLONE_TIMEOUT"),
         ({"SLURM_JOB_COUNT_SHARE": 1.5}, "SLURM_JOB_COUNT_SHARE"),
+        ({"INVITE_MAX_AGE": -1}, "INVITE_MAX_AGE"),
         ({"GIT_ALLOWED_HOSTS": 5}, "GIT_ALLOWED_HOSTS"),
         ({"POLLER_ENABLED": "sometimes"}, "POLLER_ENABLED"),
     ],
