@@ -269,7 +269,12 @@ def submit(
             click.echo(_dry_run_text(svc.dry_run(plan, app.config, owner)))
             return
         submission = submit_request(
-            app, request, owner, background=False, progress=_progress_printer(as_json)
+            app,
+            request,
+            owner,
+            background=False,
+            progress=_progress_printer(as_json),
+            cached=False,
         )
     except svc.SubmissionError as exc:
         fail(str(exc))

@@ -20,9 +20,11 @@ from sqlalchemy import select
 
 from portal import submit as svc
 from portal.cluster.connect import slurm_client
+from portal.cluster.overview import page_client
 from portal.config import settings_of
 from portal.extensions import db
 from portal.models import Submission, SubmissionState, User
+from portal.slurm.client import SlurmClient
 from portal.submit import claims
 from portal.submit.plan import Progress
 
@@ -38,22 +40,34 @@ def submit_request(
     *,
     background: bool | None = None,
     progress: Progress | None = None,
+    cached: bool = True,
 ) -> Submission:
     """Plan (raises :class:`~portal.submit.SubmissionError`), record and start a launch: the
     one way the form, the API and the CLI submit.
 
     A submission that needs approval is recorded and waits for an admin; nothing is launched.
     A plan made while Slurm does not answer raises its Slurm error and records nothing.
-    ``background`` and ``progress`` as for :func:`start_launch` (the CLI launches in the
-    foreground and prints the progress).
+    ``cached`` plans with the pages' cached ``sinfo`` (:func:`planning_client`: a request
+    thread waits 3 s at most, and a silent controller costs one request per 10 s that wait);
+    the CLI asks Slurm itself. ``background`` and ``progress`` as for :func:`start_launch`
+    (the CLI launches in the foreground and prints the progress).
     """
-    slurm = slurm_client(app.config, owner)
+    slurm = planning_client(app, owner) if cached else slurm_client(app.config, owner)
     plan = svc.plan_submission(request, app.config, slurm, owner=owner)
     svc.require_cluster(plan)  # Slurm does not answer: refuse now (API 503), record nothing
     submission = svc.create_submission(plan, owner)
     if submission.state == SubmissionState.STAGING:
         start_launch(app, submission, background=background, progress=progress)
     return submission
+
+
+def planning_client(app: Flask, owner: User) -> SlurmClient:
+    """The client a request thread plans with: the pages' (short timeouts, ``sinfo`` shared
+    and kept 30 s, an error 10 s; :func:`portal.cluster.overview.page_client`), once the owner
+    is known to have the Unix account jobs run as (raises
+    :class:`~portal.cluster.connect.RunAsError` otherwise)."""
+    slurm_client(app.config, owner)
+    return page_client(app.config)
 
 
 def start_launch(

@@ -386,7 +386,8 @@ def create_submission() -> Any:
 
 def _dry_run(built: svc.SubmissionRequest, user: User) -> dict[str, Any]:
     settings = current_app.config
-    plan = svc.plan_submission(built, settings, slurm_client(settings, user), owner=user)
+    slurm = background.planning_client(current_app._get_current_object(), user)  # type: ignore[attr-defined]
+    plan = svc.plan_submission(built, settings, slurm, owner=user)
     try:
         return svc.dry_run(
             plan, settings, user, wait_s=float(settings_of(current_app).PREVIEW_WAIT_SECONDS)

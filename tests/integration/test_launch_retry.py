@@ -12,6 +12,8 @@ login node that is down gives, without stopping the cluster the other tests use.
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -25,7 +27,7 @@ from portal.models import Outbox, Submission, User, utcnow
 from portal.slurm.client import SlurmClient
 from portal.slurm.transports import SSHTransport, TransportError
 from portal.submit.background import HandOver
-from tests.fixtures.gitdaemon import closed_port
+from tests.fixtures.gitdaemon import closed_port, stalled_server
 from tests.integration.engine_helpers import wait_final
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
@@ -123,6 +125,36 @@ def test_slurm_down_at_submit_is_503_and_records_nothing(engine_app, example_rep
         )
     assert answer.status_code == 503, answer.get_json()
     assert answer.get_json()["error"]["code"] == "slurm_unavailable"
+    assert db.session.scalar(select(func.count(Submission.id))) == 0
+
+
+def test_a_silent_controller_holds_one_api_submit_3_s_and_the_next_none(engine_app, example_repo):
+    """Planning on a request thread uses the pages' cached sinfo: the first submit waits for a
+    controller that accepts and never answers at most 3 s, the next one (within 10 s) answers
+    503 at once, and Slurm was asked once."""
+    token, _ = accounts.create_api_token(ada(), "silent")
+    held: list[socket.socket] = []
+    body = {
+        "repo_url": example_repo,
+        "design_path": "designs/counter",
+        "resources": {"time_minutes": 10, "mem_mb": 256},
+    }
+    with stalled_server(held) as port:
+        engine_app.config.update(
+            SLURM_TRANSPORT="ssh", SLURM_SSH_HOST="127.0.0.1", SLURM_SSH_PORT=port
+        )
+        client = engine_app.test_client()
+        waits = []
+        for _ in range(2):
+            started = time.monotonic()
+            answer = client.post(
+                "/api/v1/submissions", headers={"Authorization": f"Bearer {token}"}, json=body
+            )
+            waits.append(time.monotonic() - started)
+            assert answer.status_code == 503, answer.get_json()
+            assert answer.get_json()["error"]["code"] == "slurm_unavailable"
+        assert len(held) == 1  # one sinfo went to the controller
+    assert waits[0] < 5 and waits[1] < 1, waits
     assert db.session.scalar(select(func.count(Submission.id))) == 0
 
 
