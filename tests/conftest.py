@@ -21,6 +21,7 @@ os.environ.setdefault(
 pytest_plugins = [
     "tests.fixtures.gitdaemon",
     "tests.fixtures.smtp",
+    "tests.fixtures.terraform",
     "tests.integration.engine_helpers",
     "tests.integration.web_helpers",
 ]

@@ -7,12 +7,17 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import json
+import os
+import re
 import subprocess
 from collections.abc import Iterator
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import pytest
+import yaml
+
+from tests.fixtures.terraform import copy_tree, run_terraform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB = REPO_ROOT / "scripts" / "lab"
@@ -110,3 +115,34 @@ def test_down_removes_exactly_what_up_made() -> None:
     assert not LAB_DIR.exists()
     assert Path("/etc/netns").exists() == etc_netns_existed
     assert not list(Path("/etc/netns").glob("olp-*"))
+
+
+def test_terraform_writes_the_labs_inventory_and_ansible_reaches_every_host(
+    lab_up: dict[str, object], tf_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The path a site follows, first steps: terraform/existing_hosts renders the inventory
+    from the lab's hosts, and Ansible gathers facts from each of them over real SSH (host keys
+    checked), run from the ``login`` host."""
+    lab("tfvars")
+    folder = copy_tree(tmp_path) / "existing_hosts"
+    var_file = str(LAB_DIR / "lab.tfvars.json")
+    for args in (["init", "-backend=false", "-no-color"], ["apply", "-auto-approve", "-no-color"]):
+        done = run_terraform([*args, *(["-var-file", var_file] if args[0] == "apply" else [])],
+                             folder, tf_env)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    output = run_terraform(["output", "-raw", "inventory_yaml"], folder, tf_env)
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(output.stdout)
+    hosts = yaml.safe_load(output.stdout)["all"]["hosts"]
+    assert {name: hostvars["ansible_host"] for name, hostvars in hosts.items()} == HOSTS
+    assert hosts["c1"]["slurm_node_cpus"] == os.cpu_count()
+    answer = on(
+        "login",
+        "env", f"ANSIBLE_SSH_ARGS=-F {LAB_DIR / 'ssh_config'}", "ANSIBLE_HOST_KEY_CHECKING=True",
+        str(REPO_ROOT / ".venv" / "bin" / "ansible"), "all", "-i", str(inventory),
+        "-m", "ansible.builtin.command", "-a", "hostname",
+        check=False,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    said = dict(re.findall(r"^(\S+) \| CHANGED \| rc=0 >>\n(\S+)$", answer.stdout, re.M))
+    assert said == {host: host for host in HOSTS}  # each answer came from that very host

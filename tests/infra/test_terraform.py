@@ -19,6 +19,8 @@ import hcl2
 import pytest
 import yaml
 
+from tests.fixtures.terraform import copy_tree, run_terraform
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TF_ROOT = REPO_ROOT / "terraform"
 
@@ -67,49 +69,6 @@ CHECKOV_VERSION = "3.3.30"
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _terraform_bin() -> str:
-    found = os.environ.get("TERRAFORM") or shutil.which("terraform")
-    if not found:
-        pytest.fail("terraform CLI not found on PATH (or in $TERRAFORM)", pytrace=False)
-    return found
-
-
-@pytest.fixture(scope="module")
-def tf_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """An environment that keeps Terraform offline and away from the operator's own config."""
-    cfg = tmp_path_factory.mktemp("tfcli") / "terraformrc"
-    cfg.write_text("")
-    env = dict(os.environ)
-    env.update(
-        TF_CLI_CONFIG_FILE=str(cfg),
-        CHECKPOINT_DISABLE="1",
-        TF_IN_AUTOMATION="1",
-        TF_INPUT="0",
-    )
-    env.pop("TF_DATA_DIR", None)
-    env.pop("TF_PLUGIN_CACHE_DIR", None)
-    return env
-
-
-def _tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 120):
-    return subprocess.run(
-        [_terraform_bin(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _copy_tree(dest: Path) -> Path:
-    """A private copy of terraform/ (relative module sources keep working; no state in the repo)."""
-    target = dest / "terraform"
-    shutil.copytree(
-        TF_ROOT,
-        target,
-        ignore=shutil.ignore_patterns(
-            ".terraform", "*.tfstate*", "terraform.tfvars", "*-inventory.yml", ".terraform.lock.hcl"
-        ),
-    )
-    return target
-
-
 def _unq(value: object) -> object:
     """python-hcl2 8.x keeps the quotes of string literals and block labels."""
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
@@ -156,7 +115,9 @@ def _tf_files() -> list[Path]:
 
 
 def test_terraform_fmt_is_clean(tf_env):
-    result = _tf(["fmt", "-check", "-recursive", "-diff", str(TF_ROOT)], REPO_ROOT, tf_env)
+    result = run_terraform(
+        ["fmt", "-check", "-recursive", "-diff", str(TF_ROOT)], REPO_ROOT, tf_env
+    )
     assert result.returncode == 0, (
         f"terraform fmt would change files:\n{result.stdout}{result.stderr}"
     )
@@ -312,16 +273,16 @@ def test_compute_nodes_get_no_public_address(module):
 
 @pytest.mark.parametrize("module", PROVIDER_FREE)
 def test_provider_free_module_inits_validates_and_passes_terraform_test(module, tf_env, tmp_path):
-    folder = _copy_tree(tmp_path) / module
-    init = _tf(["init", "-backend=false", "-no-color"], folder, tf_env)
+    folder = copy_tree(tmp_path) / module
+    init = run_terraform(["init", "-backend=false", "-no-color"], folder, tf_env)
     assert init.returncode == 0, init.stdout + init.stderr
-    validate = _tf(["validate", "-json", "-no-color"], folder, tf_env)
+    validate = run_terraform(["validate", "-json", "-no-color"], folder, tf_env)
     report = json.loads(validate.stdout)
     assert report["valid"] is True, validate.stdout
     assert report["warning_count"] == 0, validate.stdout
     tests = list((folder / "tests").glob("*.tftest.hcl"))
     assert tests, f"{module} has no terraform test"
-    run = _tf(["test", "-no-color"], folder, tf_env)
+    run = run_terraform(["test", "-no-color"], folder, tf_env)
     assert run.returncode == 0, run.stdout + run.stderr
     summary = re.search(r"Success! (\d+) passed, 0 failed\.", run.stdout)
     assert summary and int(summary.group(1)) >= 2, run.stdout
@@ -340,8 +301,8 @@ def test_terraform_loads_the_common_variables_through_the_link(tf_env, tmp_path)
     (probe / "variables.tf").symlink_to(os.readlink(TF_ROOT / "aws" / "variables.tf"))
     refs = "\n".join(f"    {name} = var.{name}" for name in sorted(COMMON_VARIABLES))
     (probe / "outputs.tf").write_text(f'output "seen" {{\n  value = {{\n{refs}\n  }}\n}}\n')
-    assert _tf(["init", "-backend=false", "-no-color"], probe, tf_env).returncode == 0
-    validate = _tf(["validate", "-json", "-no-color"], probe, tf_env)
+    assert run_terraform(["init", "-backend=false", "-no-color"], probe, tf_env).returncode == 0
+    validate = run_terraform(["validate", "-json", "-no-color"], probe, tf_env)
     report = json.loads(validate.stdout)
     assert report["valid"] is True and report["error_count"] == 0, validate.stdout
 
@@ -364,13 +325,13 @@ hosts = {
 @pytest.fixture(scope="module")
 def existing_hosts_inventory(tf_env, tmp_path_factory) -> tuple[dict, Path]:
     """Apply the provider-free existing_hosts root for real and read back its inventory."""
-    folder = _copy_tree(tmp_path_factory.mktemp("eh")) / "existing_hosts"
+    folder = copy_tree(tmp_path_factory.mktemp("eh")) / "existing_hosts"
     (folder / "terraform.tfvars").write_text(EXISTING_HOSTS_TFVARS)
-    init = _tf(["init", "-backend=false", "-no-color"], folder, tf_env)
+    init = run_terraform(["init", "-backend=false", "-no-color"], folder, tf_env)
     assert init.returncode == 0, init.stdout + init.stderr
-    apply = _tf(["apply", "-auto-approve", "-no-color"], folder, tf_env)
+    apply = run_terraform(["apply", "-auto-approve", "-no-color"], folder, tf_env)
     assert apply.returncode == 0, apply.stdout + apply.stderr
-    out = _tf(["output", "-raw", "inventory_yaml"], folder, tf_env)
+    out = run_terraform(["output", "-raw", "inventory_yaml"], folder, tf_env)
     assert out.returncode == 0, out.stderr
     path = folder / "inventory.yml"
     path.write_text(out.stdout)
@@ -432,12 +393,12 @@ def test_ansible_reads_the_rendered_inventory(existing_hosts_inventory, tf_env):
 
 
 def test_existing_hosts_rejects_two_controllers(tf_env, tmp_path):
-    folder = _copy_tree(tmp_path) / "existing_hosts"
+    folder = copy_tree(tmp_path) / "existing_hosts"
     (folder / "terraform.tfvars").write_text(
         EXISTING_HOSTS_TFVARS.replace('roles = ["dbd", "portal"]', 'roles = ["controller"]')
     )
-    assert _tf(["init", "-backend=false", "-no-color"], folder, tf_env).returncode == 0
-    plan = _tf(["plan", "-no-color"], folder, tf_env)
+    assert run_terraform(["init", "-backend=false", "-no-color"], folder, tf_env).returncode == 0
+    plan = run_terraform(["plan", "-no-color"], folder, tf_env)
     assert plan.returncode != 0
     assert 'Exactly one host must have the "controller" role' in plan.stderr
 
