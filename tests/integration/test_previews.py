@@ -15,7 +15,7 @@ from portal.submit.gitpolicy import check_repo_url
 from portal.submit.previews import CheckoutCache, PreviewBusy, PreviewPending
 from tests.fixtures.gitdaemon import stalled_server
 from tests.integration.test_web_submit import form_data
-from tests.integration.web_helpers import add_user, login, post_form
+from tests.integration.web_helpers import add_user, post_form, signed_in
 
 SETTINGS = {"GIT_ALLOWED_PRIVATE_HOSTS": ["127.0.0.1"], "GIT_CLONE_TIMEOUT": 60}
 
@@ -75,15 +75,14 @@ def test_the_clone_runs_off_the_request_and_is_kept_by_commit(git_daemon, tmp_pa
 def test_the_form_preview_says_still_fetching_then_shows_the_script(
     make_app, example_repo, tmp_path
 ):
-    app = make_app(
-        RUN_ROOT=str(tmp_path / "runs"),
+    app, client = signed_in(
+        make_app,
+        tmp_path,
+        account="openlane",
         SLURM_PARTITION="debug",
         PREVIEW_WAIT_SECONDS=0,
         PREVIEW_CACHE_DIR=str(tmp_path / "previews"),
     )
-    add_user(app, "ada", slurm_account="openlane")
-    client = app.test_client()
-    login(client)
     data = form_data(repo_url=example_repo)
     headers = {"HX-Request": "true"}
     first = post_form(

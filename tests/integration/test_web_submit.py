@@ -33,7 +33,7 @@ from portal.web.submit_forms import (
 )
 from tests.fixtures.gitdaemon import closed_port, stalled_server
 from tests.integration import engine_helpers
-from tests.integration.web_helpers import PASSWORD, add_user, login, post_form
+from tests.integration.web_helpers import PASSWORD, add_user, login, post_form, signed_in, slurm_at
 
 cluster = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 HX = {"HX-Request": "true"}
@@ -541,16 +541,7 @@ def test_anonymous_users_are_sent_to_sign_in(app):
 
 def test_form_works_when_slurm_does_not_answer(make_app, tmp_path):
     with closed_port() as port:
-        app = make_app(
-            RUN_ROOT=str(tmp_path / "runs"),
-            SLURM_TRANSPORT="ssh",
-            SLURM_SSH_HOST="127.0.0.1",
-            SLURM_SSH_PORT=port,
-            SLURM_PARTITION="debug",
-        )
-        add_user(app, "ada")
-        client = app.test_client()
-        login(client)
+        _, client = signed_in(make_app, tmp_path, **slurm_at(port), SLURM_PARTITION="debug")
         page = client.get("/submissions/new").get_data(as_text=True)
         assert 'id="cluster-silent"' in page
         assert f"(cannot connect to 127.0.0.1:{port}" in page
@@ -634,15 +625,14 @@ def test_form_submission_runs_on_the_cluster_and_the_dashboard_shows_it(tmp_path
 def test_ready_only_once_the_repository_ref_and_design_folder_are_found(
     make_app, tmp_path, example_repo, git_daemon
 ):
-    app = make_app(
-        RUN_ROOT=str(tmp_path / "runs"),
+    app, client = signed_in(
+        make_app,
+        tmp_path,
+        account="openlane",
         SLURM_PARTITION="debug",
         PREVIEW_WAIT_SECONDS=0,
         PREVIEW_CACHE_DIR=str(tmp_path / "previews"),
     )
-    add_user(app, "ada", slurm_account="openlane")
-    client = app.test_client()
-    login(client)
     good = form_data(("CLOCK_PERIOD", "10,20"), repo_url=example_repo)
 
     first = estimate(client, good)  # the clone runs off the request: not ready yet
@@ -853,16 +843,7 @@ def test_after_a_submit_every_error_is_at_its_field(web):
 def test_the_form_does_not_wait_for_a_silent_cluster_and_asks_it_once(make_app, tmp_path):
     held: list[socket.socket] = []
     with stalled_server(held) as port:
-        app = make_app(
-            RUN_ROOT=str(tmp_path / "runs"),
-            SLURM_TRANSPORT="ssh",
-            SLURM_SSH_HOST="127.0.0.1",
-            SLURM_SSH_PORT=port,
-            SLURM_PARTITION="debug",
-        )
-        add_user(app, "ada")
-        client = app.test_client()
-        login(client)
+        _, client = signed_in(make_app, tmp_path, **slurm_at(port), SLURM_PARTITION="debug")
         for _ in range(2):
             page = client.get("/submissions/new").get_data(as_text=True)
             banner = re.search(r'<div[^>]*id="cluster-silent"[^>]*>(.*?)</div>', page, re.S)

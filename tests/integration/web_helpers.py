@@ -91,3 +91,18 @@ def post_form(client, page_url, data, post_url=None, **kwargs):
 
 def login(client, name="ada", password=PASSWORD, **extra):
     return post_form(client, "/auth/login", {"login": name, "password": password, **extra})
+
+
+def signed_in(make_app, tmp_path, name="ada", account=None, **settings):
+    """An app with ``settings`` (runs under ``tmp_path``), the user ``name`` (Slurm account
+    ``account``) and a test client signed in as them."""
+    app = make_app(RUN_ROOT=str(tmp_path / "runs"), **settings)
+    add_user(app, name, **({"slurm_account": account} if account else {}))
+    client = app.test_client()
+    login(client, name)
+    return app, client
+
+
+def slurm_at(port):
+    """Settings that point the portal's Slurm client at ``port`` on loopback (over SSH)."""
+    return {"SLURM_TRANSPORT": "ssh", "SLURM_SSH_HOST": "127.0.0.1", "SLURM_SSH_PORT": port}
