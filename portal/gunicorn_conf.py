@@ -14,6 +14,10 @@ replaced), else 503. The app's own ``/healthz`` waits in the same first-come que
 so a saturated portal (200 clients without pause on 2 CPUs: p99 4.4 s) looked dead to a load
 balancer although every worker was busy serving; the master's answer does not queue behind them.
 
+A worker that stops kills its preview clones first (:func:`worker_exit`): the preview pool's
+threads are joined when the interpreter exits, so a clone from a host that never answers would
+hold the worker until ``GIT_CLONE_TIMEOUT`` and have it killed at the graceful timeout.
+
 Gunicorn reads every module-level name that is one of its settings, so this module defines no
 other names that could collide with one.
 """
@@ -59,6 +63,14 @@ def when_ready(server: Any) -> None:
     listener.daemon_threads = True
     threading.Thread(target=listener.serve_forever, name="portal-health", daemon=True).start()
     server.log.info("health answers on http://%s/healthz (master process)", bind)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Gunicorn's worker hook: a worker that stops first kills its preview clones, so it does
+    not wait for a host that never answers (its pool's threads are joined at exit)."""
+    from portal.submit.previews import shutdown_previews
+
+    shutdown_previews()
 
 
 def fresh_workers(server: Any) -> int:

@@ -61,6 +61,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -86,7 +87,14 @@ from portal.submit.gitpolicy import (
     unreachable_message,
 )
 
-__all__ = ["ProgressCallback", "StagedRepo", "StagingError", "share_run_dir", "stage_repository"]
+__all__ = [
+    "ProgressCallback",
+    "StagedRepo",
+    "StagingError",
+    "abort_fetches",
+    "share_run_dir",
+    "stage_repository",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +164,14 @@ def stage_repository(
     max_mb: int = 500,
     progress: ProgressCallback | None = None,
     allowed_private: Sequence[str] = (),
+    abortable: bool = False,
 ) -> StagedRepo:
     """Fetch ``ref`` (branch, tag or commit id) of ``url`` into the new directory ``dest``.
 
     ``progress(stage, fraction)`` is called with a short stage text and a 0..1 fraction (or
     None). ``allowed_private`` is the ``GIT_ALLOWED_PRIVATE_HOSTS`` setting: the hosts and
-    addresses on private networks the portal may clone from (none by default). Raises
+    addresses on private networks the portal may clone from (none by default). An
+    ``abortable`` fetch (a preview's) is killed by :func:`abort_fetches`. Raises
     :class:`StagingError` (with ``dest`` absent) on any failure.
     """
     started = time.monotonic()
@@ -185,6 +195,7 @@ def stage_repository(
         ) from exc
     try:
         session = _GitSession(url, work, started + timeout_s, timeout_s, max_mb, progress)
+        session.abortable = abortable
         commit, shallow = session.fetch_and_checkout(ref)
         _check_symlinks(work)
         size = _tree_bytes(work)
@@ -371,6 +382,8 @@ class _GitSession:
         self.git = Git(str(work))
         self.env = _git_env(url, work, timeout_s)
         self.config = _git_config(url.scheme)
+        #: its git commands are killed by :func:`abort_fetches`
+        self.abortable = False
 
     def report(self, stage: str, fraction: float | None) -> None:
         """Pass progress to the caller; a failing callback never breaks staging."""
@@ -445,6 +458,19 @@ class _GitSession:
         except GitCommandNotFound:
             raise StagingError("git is not installed on the portal host") from None
         popen: subprocess.Popen[str] = proc.proc
+        if self.abortable:
+            with _ABORTABLE_LOCK:
+                _ABORTABLE.add(popen)
+        try:
+            return self._follow(proc, popen, fetch, remaining)
+        finally:
+            with _ABORTABLE_LOCK:
+                _ABORTABLE.discard(popen)
+
+    def _follow(
+        self, proc: Any, popen: subprocess.Popen[str], fetch: bool, remaining: float
+    ) -> list[str]:
+        """Read a running git command to its end (see :meth:`run`)."""
         stdout: list[str] = []
         stderr: deque[str] = deque(maxlen=200)
         watcher = _FetchProgress(self.report, self.max_mb * MIB, lambda: _kill_group(popen))
@@ -573,6 +599,22 @@ def _git_env(url: RepoURL, work: Path, timeout_s: float) -> dict[str, str]:
         "SSH_ASKPASS_REQUIRE": "never",
         "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes -o ConnectTimeout={connect_timeout}",
     }
+
+
+#: The git commands of abortable fetches that run now (see :func:`abort_fetches`).
+_ABORTABLE: set[subprocess.Popen[str]] = set()
+_ABORTABLE_LOCK = threading.Lock()
+
+
+def abort_fetches() -> int:
+    """Kill every git command of an abortable fetch that runs now (each fetch then fails with
+    :class:`StagingError`); how many. A process that stops calls it, so that it does not wait
+    for clones from a host that never answers."""
+    with _ABORTABLE_LOCK:
+        running = list(_ABORTABLE)
+    for popen in running:
+        _kill_group(popen)
+    return len(running)
 
 
 def _kill_group(popen: subprocess.Popen[str]) -> None:

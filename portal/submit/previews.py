@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portal.config import Settings, SettingsLike, as_settings
-from portal.submit.checkout import StagingError, resolve_ref, stage_repository
+from portal.submit.checkout import StagingError, abort_fetches, resolve_ref, stage_repository
 from portal.submit.gitpolicy import GitPolicy, RepoURL
 
 #: How long a ref's resolution and a failed fetch are remembered (seconds).
@@ -150,11 +150,17 @@ class CheckoutCache:
                 timeout_s=float(settings.GIT_CLONE_TIMEOUT),
                 max_mb=settings.GIT_MAX_REPO_MB,
                 allowed_private=GitPolicy.from_settings(settings).allowed_private,
+                abortable=True,
             )
             os.rename(work, folder)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.prune(float(settings.PREVIEW_CACHE_SECONDS))
+
+    def shutdown(self) -> None:
+        """Drop the fetches still queued and kill the running ones (:func:`shutdown_previews`)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        abort_fetches()
 
     def prune(self, keep_seconds: float) -> None:
         """Remove checkouts unused for ``keep_seconds``."""
@@ -184,3 +190,14 @@ def checkout_cache(settings: SettingsLike) -> CheckoutCache:
                 Path(root), workers=settings.PREVIEW_FETCHES or 2
             )
         return cache
+
+
+def shutdown_previews() -> None:
+    """Stop every preview fetch of this process now: a gunicorn worker that exits calls it
+    (``worker_exit`` in :mod:`portal.gunicorn_conf`), so it does not wait for a clone from a
+    host that never answers (up to ``GIT_CLONE_TIMEOUT``) and get killed at the graceful
+    timeout instead."""
+    with _CACHES_LOCK:
+        caches = list(_CACHES.values())
+    for cache in caches:
+        cache.shutdown()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.submit.checkout import StagingError, resolve_ref
+from portal.submit.checkout import StagingError, abort_fetches, resolve_ref
 from portal.submit.gitpolicy import check_repo_url
 from portal.submit.previews import CheckoutCache, PreviewBusy, PreviewPending
 from tests.fixtures.gitdaemon import stalled_server
@@ -131,3 +131,23 @@ def test_an_api_dry_run_says_fetching_with_retry_after_then_answers(
             break
         time.sleep(0.1)
     assert answer.status_code == 200 and "#SBATCH --array=0" in answer.get_json()["script"]
+
+
+def test_shutdown_kills_a_clone_from_a_host_that_never_answers(tmp_path):
+    """A stopping worker must not wait for a preview clone (GIT_CLONE_TIMEOUT, 60 s here): the
+    shutdown kills the running git and the fetch ends at once, as a failure."""
+    cache = CheckoutCache(tmp_path / "cache")
+    with stalled_server() as port:
+        url = check_repo_url(f"git://127.0.0.1:{port}/x.git")
+        commit = "1" * 40  # the ref resolved already: the clone itself goes to the silent host
+        cache.resolved[(url.url, "main")] = (time.monotonic() + 60, commit)
+        with pytest.raises(PreviewPending):
+            cache.checkout(url, "main", 1, SETTINGS, wait_s=1)
+        [fetch] = cache.inflight.values()
+        assert not fetch.future.done()  # git waits on the silent host
+        started = time.monotonic()
+        cache.shutdown()
+        with pytest.raises(StagingError):
+            fetch.future.result(timeout=5)
+        assert time.monotonic() - started < 5
+        assert abort_fetches() == 0  # nothing of it left running
