@@ -66,25 +66,43 @@ class CheckoutCache:
         self.inflight: dict[str, _Fetch] = {}
         #: (URL, ref) -> (until when, the commit or the error of its resolution)
         self.resolved: dict[tuple[str, str], tuple[float, str | StagingError]] = {}
+        #: (URL, ref) -> the answer of the ls-remote running for it now
+        self.resolving: dict[tuple[str, str], Future[str | StagingError]] = {}
         #: checkout key -> (until when, why its fetch failed)
         self.failed: dict[str, tuple[float, StagingError]] = {}
 
     def resolve(self, url: RepoURL, ref: str, settings: SettingsLike) -> str:
         """The commit ``ref`` names on ``url`` (:func:`~portal.submit.checkout.resolve_ref`), or its
-        :class:`~portal.submit.checkout.StagingError`, remembered :data:`RESOLVE_CACHE_SECONDS`."""
+        :class:`~portal.submit.checkout.StagingError`, remembered :data:`RESOLVE_CACHE_SECONDS`.
+        Single-flight: requests that need the same answer at once share one ``git ls-remote``."""
         key = (url.url, ref)
         now = time.monotonic()
         with self.lock:
             known = self.resolved.get(key)
-        if known is None or known[0] < now:
-            allowed = GitPolicy.from_settings(settings).allowed_private
-            try:
-                answer: str | StagingError = resolve_ref(url, ref, allowed_private=allowed)
-            except StagingError as exc:
-                answer = exc
-            with self.lock:
-                self.resolved = {k: v for k, v in self.resolved.items() if v[0] >= now}
-                self.resolved[key] = known = (now + RESOLVE_CACHE_SECONDS, answer)
+            asking = None
+            if known is None or known[0] < now:
+                asking = self.resolving.get(key)
+                mine = asking is None
+                if mine:
+                    asking = self.resolving[key] = Future()
+        if asking is not None:
+            if mine:
+                allowed = GitPolicy.from_settings(settings).allowed_private
+                try:
+                    answer: str | StagingError = resolve_ref(url, ref, allowed_private=allowed)
+                except StagingError as exc:
+                    answer = exc
+                except BaseException as exc:  # the waiters get it too, and the next asks again
+                    with self.lock:
+                        del self.resolving[key]
+                    asking.set_exception(exc)
+                    raise
+                with self.lock:
+                    self.resolved = {k: v for k, v in self.resolved.items() if v[0] >= now}
+                    self.resolved[key] = (now + RESOLVE_CACHE_SECONDS, answer)
+                    del self.resolving[key]
+                asking.set_result(answer)
+            known = (now, asking.result())
         if isinstance(known[1], StagingError):
             raise StagingError(str(known[1]))
         return known[1]

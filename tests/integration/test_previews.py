@@ -5,7 +5,9 @@ its checkout is kept by commit, and a request that would wait longer hears "stil
 
 from __future__ import annotations
 
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,23 @@ def test_shutdown_kills_a_clone_from_a_host_that_never_answers(tmp_path):
             fetch.future.result(timeout=5)
         assert time.monotonic() - started < 5
         assert abort_fetches() == 0  # nothing of it left running
+
+
+def test_requests_at_once_share_one_ref_resolution(tmp_path):
+    """Single-flight: eight requests resolving the same ref of a silent host at once make one
+    ``git ls-remote`` (one connection), and all of them get its answer."""
+    cache = CheckoutCache(tmp_path / "cache")
+    held: list[socket.socket] = []
+    with stalled_server(held) as port:
+        url = check_repo_url(f"git://127.0.0.1:{port}/x.git")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda _: _answer(cache, url), range(8)))
+        assert len(held) == 1
+    assert all("cannot reach the repository host" in answer for answer in answers), answers
+
+
+def _answer(cache: CheckoutCache, url) -> str:
+    try:
+        return cache.resolve(url, "main", SETTINGS)
+    except StagingError as exc:
+        return str(exc)
