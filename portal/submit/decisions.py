@@ -147,7 +147,7 @@ def resubmit_failed(
         round_number=folder.next_round(),
     )
     scripts = write_scripts(folder.root, rendered)
-    share_with_job_user(submission, settings, folder.root)
+    share_with_job_user(submission, settings, folder)
     submission.state = SubmissionState.SUBMITTING
     submission.finished_at = None
     audit("submission.resubmit", actor=actor, submission=submission, tasks=failed)

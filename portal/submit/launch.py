@@ -294,18 +294,17 @@ def stage(
     )
     report("rendered", 1.0)
     written = write_scripts(run_dir, rendered)
-    share_with_job_user(submission, settings, run_dir)
+    share_with_job_user(submission, settings, folder)
     return written
 
 
-def share_with_job_user(submission: Submission, settings: SettingsLike, run_dir: Path) -> None:
+def share_with_job_user(submission: Submission, settings: SettingsLike, folder: RunFolder) -> None:
     """With SLURM_RUN_AS='user', let the owner's jobs write logs/ and tasks/ (each task makes
     its own folder there; see :func:`portal.submit.checkout.share_run_dir`)."""
     job_user = run_as_user(settings, submission.owner)
     if job_user is not None:
         try:
-            folder = RunFolder(run_dir)
-            share_run_dir(run_dir, job_user, [folder.logs, folder.tasks])
+            share_run_dir(folder.root, job_user, [folder.logs, folder.tasks])
         except StagingError as exc:
             raise SubmissionError(str(exc)) from None
 

@@ -24,7 +24,7 @@ from portal.track.poller import poll_once
 from portal.web.api_schema import SubmitRequest, openapi_path
 from tests.fixtures.gitdaemon import closed_port
 from tests.integration import engine_helpers
-from tests.integration.web_helpers import PASSWORD, add_user, login, post_form
+from tests.integration.web_helpers import PASSWORD, add_user, login, post_form, slurm_at
 
 API = "/api/v1"
 
@@ -618,7 +618,7 @@ def test_cancel_waiting_submission_without_slurm(app, people):
 def test_slurm_down_is_503_and_changes_nothing(app, people):
     uuid = add_submission(app, "ada", state="QUEUED", tasks=("PENDING", "RUNNING"))
     with closed_port() as port:
-        app.config.update(SLURM_TRANSPORT="ssh", SLURM_SSH_HOST="127.0.0.1", SLURM_SSH_PORT=port)
+        app.config.update(slurm_at(port))
         response = call(app.test_client(), "POST", f"/submissions/{uuid}/cancel", people["ada"])
     assert "Slurm did not answer" in error_of(response, 503, "slurm_unavailable")["message"]
     assert state_of(app, uuid) == "QUEUED"
@@ -776,7 +776,7 @@ def test_sweep_through_the_api_on_the_cluster(cluster_api, example_repo, tmp_pat
     # Slurm unreachable: cancel answers 503 and changes nothing
     with closed_port() as port:
         saved = {k: app.config[k] for k in ("SLURM_TRANSPORT", "SLURM_SSH_HOST", "SLURM_SSH_PORT")}
-        app.config.update(SLURM_TRANSPORT="ssh", SLURM_SSH_HOST="127.0.0.1", SLURM_SSH_PORT=port)
+        app.config.update(slurm_at(port))
         try:
             down = call(client, "POST", f"/submissions/{uuid}/cancel", tokens["ada"])
         finally:

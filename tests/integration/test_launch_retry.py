@@ -29,6 +29,7 @@ from portal.slurm.transports import SSHTransport, TransportError
 from portal.submit.background import HandOver
 from tests.fixtures.gitdaemon import closed_port, stalled_server
 from tests.integration.engine_helpers import wait_final
+from tests.integration.web_helpers import slurm_at
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -111,9 +112,7 @@ def test_a_final_failure_emails_the_owner_and_retry_launches_it(engine_app, exam
 def test_slurm_down_at_submit_is_503_and_records_nothing(engine_app, example_repo):
     token, _ = accounts.create_api_token(ada(), "down")
     with closed_port() as port:
-        engine_app.config.update(
-            SLURM_TRANSPORT="ssh", SLURM_SSH_HOST="127.0.0.1", SLURM_SSH_PORT=port
-        )
+        engine_app.config.update(slurm_at(port))
         answer = engine_app.test_client().post(
             "/api/v1/submissions",
             headers={"Authorization": f"Bearer {token}"},
@@ -140,9 +139,7 @@ def test_a_silent_controller_holds_one_api_submit_3_s_and_the_next_none(engine_a
         "resources": {"time_minutes": 10, "mem_mb": 256},
     }
     with stalled_server(held) as port:
-        engine_app.config.update(
-            SLURM_TRANSPORT="ssh", SLURM_SSH_HOST="127.0.0.1", SLURM_SSH_PORT=port
-        )
+        engine_app.config.update(slurm_at(port))
         client = engine_app.test_client()
         waits = []
         for _ in range(2):
